@@ -1,0 +1,256 @@
+"""The one definition of a CTRP3 stop record, shared by training, the API and the reports.
+
+Two entry points read the same field table:
+- ``validate_observation`` checks one untrusted JSON observation and reports every problem at once, by field;
+- ``clean_frame`` normalises a whole training file, vectorised, turning unusable values into missing ones.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+CT_DATETIME_FORMAT = "%m/%d/%Y %I:%M:%S %p"
+CT_TIMEZONE = ZoneInfo("America/New_York")
+EARLIEST_STOP = datetime(2000, 1, 1)
+LATEST_STOP = datetime(2100, 1, 1)
+MIN_AGE, MAX_AGE = 1, 110  # the training file spans 1..99; anything outside this range is a typo
+MAX_TEXT_LENGTH = 200
+
+TARGET = "ContrabandIndicator"
+SEARCHED = "VehicleSearchedIndicator"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a stop record: its JSON type, allowed codes and whether it may be null."""
+
+    name: str
+    kind: str  # "code", "text", "bool", "age", "datetime" or "officer"
+    required: bool = True
+    codes: tuple[str, ...] = ()
+    protected: bool = False
+    description: str = ""
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("Department Name", "text", description="Reporting police department, e.g. 'New Haven', 'CSP Troop C'."),
+    Field("InterventionDateTime", "datetime",
+          description="Stop date and time, CT format '05/16/2018 04:08:00 AM' or ISO 8601."),
+    Field("InterventionLocationName", "text", required=False, description="Town or place of the stop."),
+    Field("InterventionReasonCode", "code", codes=("V", "E", "I"),
+          description="V violation, E equipment, I investigation."),
+    Field("ReportingOfficerIdentificationID", "officer", required=False,
+          description="Officer id; a string (leading zeros kept) or an integer."),
+    Field("ResidentIndicator", "bool", description="Subject is a Connecticut resident."),
+    Field("SearchAuthorizationCode", "code", codes=("C", "I", "N", "O"),
+          description="C consent, I inventory, N none, O other (probable cause)."),
+    Field("StatuteReason", "text", required=False, description="Statute category, e.g. 'Speed Related'."),
+    Field("SubjectAge", "age", protected=True, description="Age in whole years (49 or 49.0)."),
+    Field("SubjectEthnicityCode", "code", codes=("H", "M", "N"), protected=True,
+          description="H Hispanic, M Middle Eastern, N not Hispanic."),
+    Field("SubjectRaceCode", "code", codes=("A", "B", "I", "W"), protected=True,
+          description="A Asian/Pacific Islander, B Black, I American Indian/Alaska Native, W White."),
+    Field("SubjectSexCode", "code", codes=("F", "M"), protected=True, description="F female, M male."),
+    Field("TownResidentIndicator", "bool", description="Subject lives in the town of the stop."),
+)
+FIELD_BY_NAME = {f.name: f for f in FIELDS}
+OBSERVATION_FIELDS = tuple(f.name for f in FIELDS)
+PROTECTED_FIELDS = tuple(f.name for f in FIELDS if f.protected)
+TRAINING_COLUMNS = OBSERVATION_FIELDS + (SEARCHED, TARGET)
+
+# Report table 6 bins; Young Adult 18-35 matches its 47.9% share given the file's median age of 36.
+AGE_GROUP_EDGES = (0, 18, 36, 56, 200)
+AGE_GROUPS = ("Youth", "Young Adult", "Adult", "Senior")
+
+_SPACES = re.compile(r"\s+")
+
+
+class ValidationError(ValueError):
+    """An observation with one or more invalid fields; ``errors`` maps each field to its problem."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def text_problem(value: str) -> str | None:
+    """Return why a string cannot be stored (NUL, lone surrogate, length), or None if it can."""
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (no lone surrogates)"
+    if len(value) > MAX_TEXT_LENGTH:
+        return f"must be at most {MAX_TEXT_LENGTH} characters"
+    return None
+
+
+def _normalise_text(value):
+    return _SPACES.sub(" ", value).strip()
+
+
+def _parse_datetime(value: str) -> datetime:
+    text = value.strip()
+    try:
+        parsed = datetime.strptime(text, CT_DATETIME_FORMAT)
+    except ValueError:
+        parsed = datetime.fromisoformat(text)  # raises ValueError when unparseable
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(CT_TIMEZONE).replace(tzinfo=None)
+    return parsed
+
+
+def _check_value(field: Field, value):
+    """Return (normalised value, problem); exactly one of them is meaningful."""
+    kind = field.kind
+    if kind == "bool":
+        return (value, None) if isinstance(value, bool) else (None, "must be true or false")
+    if kind == "age":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None, "must be a number of years"
+        if not np.isfinite(value) or value != int(value):
+            return None, "must be a whole number of years"
+        if not MIN_AGE <= value <= MAX_AGE:
+            return None, f"must be between {MIN_AGE} and {MAX_AGE}"
+        return int(value), None
+    if kind == "officer" and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return None, "must be a string"
+    problem = text_problem(value)
+    if problem:
+        return None, problem
+    text = _normalise_text(value)
+    if kind == "code":
+        text = text.upper()
+        if text not in field.codes:
+            return None, f"must be one of {', '.join(field.codes)}"
+        return text, None
+    if kind == "datetime":
+        try:
+            parsed = _parse_datetime(text)
+        except ValueError:
+            return None, "must be a date like '05/16/2018 04:08:00 AM' or ISO 8601"
+        if not EARLIEST_STOP <= parsed < LATEST_STOP:
+            return None, f"must be between {EARLIEST_STOP.year} and {LATEST_STOP.year}"
+        return parsed, None
+    if not text:
+        return None, "must not be empty"
+    if field.name == "InterventionLocationName":
+        text = text.upper()
+    return text, None
+
+
+def validate_observation(raw) -> dict:
+    """Normalise one observation (a decoded JSON object) or raise ValidationError naming every bad field."""
+    if not isinstance(raw, dict):
+        raise ValidationError({"observation": "must be a JSON object"})
+    errors: dict[str, str] = {}
+    record: dict = {}
+    for key in raw:
+        if key not in FIELD_BY_NAME:
+            errors[str(key)[:MAX_TEXT_LENGTH]] = "is not a field of a stop record"
+    for field in FIELDS:
+        if field.name not in raw:
+            errors[field.name] = "is required"
+            continue
+        value = raw[field.name]
+        if value is None or (isinstance(value, str) and not value.strip() and not field.required):
+            if field.required:
+                errors[field.name] = "must not be null"
+            record[field.name] = None
+            continue
+        normalised, problem = _check_value(field, value)
+        if problem:
+            errors[field.name] = problem
+        record[field.name] = normalised
+    if errors:
+        raise ValidationError(errors)
+    return record
+
+
+def age_group(age) -> str | None:
+    """Report table 6 age group of one age (None when missing)."""
+    if age is None or age != age:
+        return None
+    for low, high, name in zip(AGE_GROUP_EDGES, AGE_GROUP_EDGES[1:], AGE_GROUPS):
+        if low <= age < high:
+            return name
+    return None
+
+
+def age_group_series(ages: pd.Series) -> pd.Series:
+    """Vectorised ``age_group`` for a column of ages."""
+    groups = pd.cut(ages, bins=list(AGE_GROUP_EDGES), right=False, labels=list(AGE_GROUPS))
+    return groups.astype("object").where(groups.notna(), None)
+
+
+def _clean_text_column(column: pd.Series) -> pd.Series:
+    text = column.astype("string").str.replace(_SPACES, " ", regex=True).str.strip()
+    return text.mask(text == "")
+
+
+def _clean_bool_column(column: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(column):
+        return column.astype("boolean")
+    text = column.astype("string").str.strip().str.lower()
+    mapping = {"true": True, "false": False, "1": True, "0": False, "t": True, "f": False,
+               "yes": True, "no": False, "y": True, "n": False}
+    return text.map(mapping).astype("boolean")
+
+
+def _clean_datetime_column(column: pd.Series) -> pd.Series:
+    text = column.astype("string").str.strip()
+    parsed = pd.to_datetime(text, format=CT_DATETIME_FORMAT, errors="coerce")
+    missing = parsed.isna() & text.notna()
+    if missing.any():
+        iso = pd.to_datetime(text[missing], format="ISO8601", errors="coerce", utc=True)
+        parsed[missing] = iso.dt.tz_convert(CT_TIMEZONE).dt.tz_localize(None).astype(parsed.dtype)
+    in_range = (parsed >= EARLIEST_STOP) & (parsed < LATEST_STOP)
+    return parsed.where(in_range)
+
+
+def clean_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Normalise a CTRP3 file's columns in place of the originals; unusable values become missing.
+
+    Applies the same rules as ``validate_observation`` (codes, case, padding, age range, both date formats),
+    but leniently, because a training file's bad cell should cost one value, not the whole file.
+    """
+    out = pd.DataFrame(index=frame.index)
+    for field in FIELDS:
+        if field.name not in frame:
+            raise KeyError(f"column {field.name!r} is missing; expected the CTRP3 columns {list(TRAINING_COLUMNS)}")
+        column = frame[field.name]
+        if field.kind == "bool":
+            out[field.name] = _clean_bool_column(column)
+        elif field.kind == "age":
+            age = pd.to_numeric(column, errors="coerce").astype("float32")
+            out[field.name] = age.where((age >= MIN_AGE) & (age <= MAX_AGE) & (age == np.floor(age)))
+        elif field.kind == "datetime":
+            out[field.name] = _clean_datetime_column(column)
+        else:
+            text = _clean_text_column(column)
+            if field.kind == "code":
+                text = text.str.upper()
+                text = text.where(text.isin(field.codes))
+            elif field.name == "InterventionLocationName":
+                text = text.str.upper()
+            out[field.name] = text.astype("category")
+    for name in (SEARCHED, TARGET):
+        if name in frame:
+            out[name] = _clean_bool_column(frame[name])
+    return out
+
+
+def records_to_frame(records: list[dict]) -> pd.DataFrame:
+    """Turn validated observations into the DataFrame the fitted pipeline expects."""
+    frame = pd.DataFrame.from_records(records, columns=list(OBSERVATION_FIELDS))
+    frame["SubjectAge"] = frame["SubjectAge"].astype("float32")
+    frame["InterventionDateTime"] = pd.to_datetime(frame["InterventionDateTime"])
+    return frame
