@@ -1,0 +1,103 @@
+"""Which slice of the request log a report covers: received-at range, department and model version."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta, timezone
+
+from models import Prediction
+
+DEFAULT_MIN_DEPARTMENT = 20
+DEFAULT_MIN_GROUP = 5
+DEFAULT_MAX_GAP = 0.05
+
+
+class FilterError(ValueError):
+    """A report parameter that cannot be understood; the message says what to send instead."""
+
+
+@dataclass(frozen=True)
+class ReportFilters:
+    """A slice of the log: ``since <= received_at < until`` (naive UTC), one department, one model version."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    department: str | None = None
+    model_version: str | None = None
+
+    def conditions(self) -> list:
+        """Peewee expressions selecting the slice; an empty list selects the whole log."""
+        found = []
+        if self.since is not None:
+            found.append(Prediction.received_at >= self.since)
+        if self.until is not None:
+            found.append(Prediction.received_at < self.until)
+        if self.department is not None:
+            found.append(Prediction.department == self.department)
+        if self.model_version is not None:
+            found.append(Prediction.model_version == self.model_version)
+        return found
+
+    def describe(self) -> dict:
+        """The filters as JSON-ready strings, for the report header."""
+        return {key: (value.isoformat(sep=" ") if isinstance(value, datetime) else value)
+                for key, value in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class FairnessParameters:
+    """Minimum labelled counts per department and per group, and the largest allowed precision gap."""
+
+    min_department: int = DEFAULT_MIN_DEPARTMENT
+    min_group: int = DEFAULT_MIN_GROUP
+    max_gap: float = DEFAULT_MAX_GAP
+
+
+def parse_instant(text: str | None, *, end: bool) -> datetime | None:
+    """Parse a date or ISO 8601 time as naive UTC; a bare date used as an end covers that whole day."""
+    if text is None or not str(text).strip():
+        return None
+    text = str(text).strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime.combine(day + timedelta(days=1 if end else 0), datetime.min.time())
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise FilterError(f"{text!r} is not a date: send YYYY-MM-DD or an ISO 8601 time such as "
+                          "2026-05-16T04:08:00Z") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+def _text(value) -> str | None:
+    if value is None:
+        return None
+    value = " ".join(str(value).split())
+    return value or None
+
+
+def _count(name: str, value, default: int) -> int:
+    if value is None or str(value).strip() == "":
+        return default
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise FilterError(f"{name} must be a whole number of labelled requests, got {value!r}") from None
+    if number < 1:
+        raise FilterError(f"{name} must be at least 1, got {number}")
+    return number
+
+
+def parse_parameters(params) -> tuple[ReportFilters, FairnessParameters]:
+    """Read filters and fairness minimums from a mapping of strings (query string or CLI options)."""
+    since = parse_instant(params.get("since"), end=False)
+    until = parse_instant(params.get("until"), end=True)
+    if since is not None and until is not None and since >= until:
+        raise FilterError(f"since ({since}) must be before until ({until})")
+    filters = ReportFilters(since=since, until=until, department=_text(params.get("department")),
+                            model_version=_text(params.get("model_version")))
+    fairness = FairnessParameters(
+        min_department=_count("min_department", params.get("min_department"), DEFAULT_MIN_DEPARTMENT),
+        min_group=_count("min_group", params.get("min_group"), DEFAULT_MIN_GROUP))
+    return filters, fairness

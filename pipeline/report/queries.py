@@ -1,0 +1,131 @@
+"""Aggregations of the request log in SQL (GROUP BY), identical on SQLite and Postgres.
+
+Every query returns a small DataFrame (one row per group, never one per request), so the report's cost grows
+with the number of groups, not with the size of the log.
+"""
+from __future__ import annotations
+
+import pandas as pd
+from peewee import Case, Cast, PostgresqlDatabase, fn
+
+from models import Outcome, Prediction, database
+from pipeline.report.filters import ReportFilters
+
+ROC_BINS = 1000
+
+# Monitoring column for each field of the stop record (and the age group used by report table 6).
+POPULATION_COLUMNS = {
+    "Department Name": Prediction.department,
+    "InterventionLocationName": Prediction.location,
+    "InterventionReasonCode": Prediction.intervention_reason_code,
+    "ReportingOfficerIdentificationID": Prediction.officer_id,
+    "ResidentIndicator": Prediction.resident,
+    "SearchAuthorizationCode": Prediction.search_authorization_code,
+    "StatuteReason": Prediction.statute_reason,
+    "SubjectAge": Prediction.subject_age_group,
+    "SubjectEthnicityCode": Prediction.subject_ethnicity,
+    "SubjectRaceCode": Prediction.subject_race,
+    "SubjectSexCode": Prediction.subject_sex,
+    "TownResidentIndicator": Prediction.town_resident,
+}
+# Protected attribute name in the report -> its column; the age group stands for the age.
+PROTECTED_COLUMNS = {
+    "SubjectRaceCode": Prediction.subject_race,
+    "SubjectEthnicityCode": Prediction.subject_ethnicity,
+    "SubjectSexCode": Prediction.subject_sex,
+    "SubjectAgeGroup": Prediction.subject_age_group,
+}
+
+
+def _is_one(condition):
+    return fn.SUM(Case(None, [(condition, 1)], 0))
+
+
+def _labelled():
+    return fn.COUNT(Prediction.contraband_found)
+
+
+def _where(query, filters: ReportFilters, *extra):
+    conditions = filters.conditions() + list(extra)
+    return query.where(*conditions) if conditions else query
+
+
+def _frame(query, columns: list[str]) -> pd.DataFrame:
+    rows = list(query.tuples())
+    return pd.DataFrame.from_records(rows, columns=columns)
+
+
+def volume_by_day(filters: ReportFilters) -> pd.DataFrame:
+    """Requests, labelled requests and recommended searches per UTC day and model version."""
+    day = fn.DATE(Prediction.received_at)
+    query = (Prediction
+             .select(day, Prediction.model_version, fn.COUNT(Prediction.id), _labelled(),
+                     _is_one(Prediction.should_search == True))  # noqa: E712 (SQL, not Python, comparison)
+             .group_by(day, Prediction.model_version)
+             .order_by(day, Prediction.model_version))
+    frame = _frame(_where(query, filters), ["day", "model_version", "requests", "labelled", "recommended"])
+    # SQLite returns the day as text and Postgres as a date: one form for both.
+    frame["day"] = frame["day"].map(lambda value: str(value)[:10]).astype(object)
+    return frame
+
+
+def decision_counts(filters: ReportFilters) -> pd.DataFrame:
+    """Requests per SearchAuthorizationCode x decision x current outcome (None = no outcome yet)."""
+    columns = (Prediction.search_authorization_code, Prediction.should_search, Prediction.contraband_found)
+    query = Prediction.select(*columns, fn.COUNT(Prediction.id)).group_by(*columns).order_by(*columns)
+    return _frame(_where(query, filters), ["sac", "should_search", "contraband_found", "count"])
+
+
+def _probability_bin(bins: int):
+    scaled = Prediction.probability * float(bins)
+    # Probabilities are >= 0, so truncation is floor; Postgres rounds on CAST, SQLite truncates.
+    if isinstance(database.obj, PostgresqlDatabase):
+        return Cast(fn.FLOOR(scaled), "INTEGER")
+    return Cast(scaled, "INTEGER")
+
+
+def probability_bins(filters: ReportFilters, bins: int = ROC_BINS) -> pd.DataFrame:
+    """Labelled requests per probability bin ``floor(p * bins)`` (p = 1 gets bin ``bins``): positives, negatives."""
+    bin_ = _probability_bin(bins)
+    query = (Prediction
+             .select(bin_, _is_one(Prediction.contraband_found == True),  # noqa: E712
+                     _is_one(Prediction.contraband_found == False))  # noqa: E712
+             .group_by(bin_).order_by(bin_))
+    query = _where(query, filters, Prediction.contraband_found.is_null(False))
+    return _frame(query, ["bin", "positives", "negatives"])
+
+
+def group_outcome_counts(filters: ReportFilters) -> pd.DataFrame:
+    """Labelled requests per department x protected groups x decision x outcome, for the fairness tables."""
+    columns = (Prediction.department, *PROTECTED_COLUMNS.values(), Prediction.should_search,
+               Prediction.contraband_found)
+    query = Prediction.select(*columns, fn.COUNT(Prediction.id)).group_by(*columns)
+    query = _where(query, filters, Prediction.contraband_found.is_null(False))
+    names = ["department", *PROTECTED_COLUMNS, "should_search", "contraband_found", "count"]
+    return _frame(query, names)
+
+
+def value_counts(filters: ReportFilters, field: str) -> pd.DataFrame:
+    """Requests per value of one stop-record field (None = missing), for the population table."""
+    column = POPULATION_COLUMNS[field]
+    query = Prediction.select(column, fn.COUNT(Prediction.id)).group_by(column)
+    return _frame(_where(query, filters), ["value", "count"])
+
+
+def outcome_history(filters: ReportFilters) -> dict:
+    """Outcome reports received for the slice's requests, and how many of them were corrections."""
+    query = (Outcome.select(fn.COUNT(Outcome.id), _is_one(Outcome.is_correction == True))  # noqa: E712
+             .join(Prediction))
+    reports, corrections = _where(query, filters).tuples().get()
+    return {"outcome_reports": int(reports or 0), "corrections": int(corrections or 0)}
+
+
+def distinct_values(column) -> list[str]:
+    """Every value of an indexed column in the whole log, sorted, for the report's filter choices."""
+    query = Prediction.select(column).distinct().order_by(column)
+    return [value for (value,) in query.tuples() if value is not None]
+
+
+__all__ = ["ROC_BINS", "POPULATION_COLUMNS", "PROTECTED_COLUMNS", "volume_by_day", "decision_counts",
+           "probability_bins", "group_outcome_counts", "value_counts", "distinct_values",
+           "outcome_history"]
