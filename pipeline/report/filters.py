@@ -6,8 +6,8 @@ from datetime import date, datetime, timedelta, timezone
 
 from models import Prediction
 
-DEFAULT_MIN_DEPARTMENT = 20
-DEFAULT_MIN_GROUP = 5
+DEFAULT_MIN_DEPARTMENT = 100
+DEFAULT_MIN_GROUP = 20
 DEFAULT_MAX_GAP = 0.05
 
 

@@ -1,0 +1,50 @@
+"""Assemble the monitoring report (a JSON-ready dict) from the SQL aggregates and the evaluation library."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+from models import Prediction
+from pipeline.report import queries
+from pipeline.report.fairness_section import fairness_section
+from pipeline.report.filters import FairnessParameters, ReportFilters
+from pipeline.report.performance import performance_section, roc_section, sac_section, volume_section
+from pipeline.report.population_section import population_section
+
+REPORT_FORMAT = 1
+
+
+def _model(card: dict | None) -> dict:
+    if not card:
+        return {"version": None, "threshold": None, "note": "no active model card was given"}
+    return {"version": card.get("version"), "threshold": card.get("threshold"),
+            "synthetic": card.get("synthetic"), "created_at": card.get("created_at"),
+            "population_known": bool(card.get("population"))}
+
+
+def filter_choices() -> dict:
+    """Departments and model versions present in the log, for the page's filter form."""
+    return {"departments": queries.distinct_values(Prediction.department),
+            "model_versions": queries.distinct_values(Prediction.model_version)}
+
+
+def build_report(filters: ReportFilters | None = None, fairness: FairnessParameters | None = None,
+                 card: dict | None = None, *, minimum_outcomes: int = 30, roc_bins: int = queries.ROC_BINS) -> dict:
+    """The whole report for one slice of the log; ``card`` is the active model's card (may lack "population")."""
+    filters, fairness = filters or ReportFilters(), fairness or FairnessParameters()
+    started = time.perf_counter()
+    decisions = queries.decision_counts(filters)
+    report = {
+        "format": REPORT_FORMAT,
+        "generated_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        "filters": filters.describe(),
+        "active_model": _model(card),
+        "volume": volume_section(queries.volume_by_day(filters), queries.outcome_history(filters)),
+        "performance": performance_section(decisions, minimum_outcomes=minimum_outcomes),
+        "sac_table": sac_section(decisions),
+        "roc": roc_section(queries.probability_bins(filters, roc_bins), roc_bins),
+        "fairness": fairness_section(queries.group_outcome_counts(filters), fairness),
+        "population": population_section(filters, card),
+    }
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    return report

@@ -1,0 +1,105 @@
+"""Report sections 1-4 from the SQL aggregates: volume, performance with its verdict, table 4 and the ROC curve."""
+from __future__ import annotations
+
+import pandas as pd
+
+from pipeline.metrics import (classification_report_from_counts, precision_verdict, rate, roc_from_binned_counts,
+                              sac_table)
+
+RECALL_NOTE = ("Outcomes exist only where officers searched and an analyst reported the result, so every figure "
+               "here is measured on searched stops. Recall is the share of contraband found among searched stops "
+               "that the model recommended; contraband in stops that were never searched is unknown, so true "
+               "recall over all stops cannot be measured from this log.")
+DEFAULT_NOTE = ("Officers ask only about stops they already suspect. A model that answers \"search\" for nearly "
+                "every request, or for every request with a given SearchAuthorizationCode, is repeating the "
+                "officer's suspicion instead of predicting contraband (the previous model's failure, report table 4).")
+ROC_POINTS = 400
+
+
+def _int(value) -> int:
+    return int(value) if pd.notna(value) else 0
+
+
+def volume_section(by_day: pd.DataFrame, history: dict) -> dict:
+    """Requests and labelled requests per day and per model version, with overall label coverage."""
+    requests, labelled = _int(by_day["requests"].sum()), _int(by_day["labelled"].sum())
+    versions = (by_day.groupby("model_version", sort=True)[["requests", "labelled", "recommended"]].sum()
+                .reset_index())
+    days = by_day.groupby("day", sort=True)[["requests", "labelled", "recommended"]].sum().reset_index()
+
+    def rows(frame, key):
+        return [{key: str(row[key]), "requests": _int(row["requests"]), "labelled": _int(row["labelled"]),
+                 "recommended": _int(row["recommended"]),
+                 "label_coverage": rate(_int(row["labelled"]), _int(row["requests"]))}
+                for _, row in frame.iterrows()]
+    return {"requests": requests, "labelled": labelled, "label_coverage": rate(labelled, requests),
+            "outcome_reports": history["outcome_reports"], "corrections": history["corrections"],
+            "by_day": rows(days, "day"), "by_model_version": rows(versions, "model_version"),
+            "by_day_and_model_version": [
+                {"day": str(row.day), "model_version": str(row.model_version), "requests": _int(row.requests),
+                 "labelled": _int(row.labelled), "recommended": _int(row.recommended)}
+                for row in by_day.itertuples(index=False)]}
+
+
+def _labelled(decisions: pd.DataFrame) -> pd.DataFrame:
+    labelled = decisions[decisions["contraband_found"].notna()].copy()
+    labelled["contraband_found"] = labelled["contraband_found"].astype(bool)
+    labelled["should_search"] = labelled["should_search"].astype(bool)
+    return labelled
+
+
+def confusion(decisions: pd.DataFrame) -> dict:
+    """Confusion counts {tn, fp, fn, tp} of the model's decisions against the current outcomes."""
+    labelled = _labelled(decisions)
+    cells = labelled.groupby(["should_search", "contraband_found"])["count"].sum()
+
+    def cell(predicted, actual):
+        return int(cells.get((predicted, actual), 0))
+    return {"tn": cell(False, False), "fp": cell(True, False), "fn": cell(False, True), "tp": cell(True, True)}
+
+
+def _search_by_default(decisions: pd.DataFrame) -> dict:
+    total, recommended = _int(decisions["count"].sum()), _int(decisions.loc[decisions["should_search"], "count"].sum())
+    per_sac = decisions.groupby("sac", sort=True).apply(
+        lambda g: (_int(g["count"].sum()), _int(g.loc[g["should_search"], "count"].sum())), include_groups=False)
+    return {"overall": rate(recommended, total),
+            "by_sac": {str(sac): rate(pair[1], pair[0]) for sac, pair in per_sac.items()},
+            "note": DEFAULT_NOTE}
+
+
+def performance_section(decisions: pd.DataFrame, minimum_outcomes: int = 30) -> dict:
+    """Report table 1 on labelled requests: confusion matrix, metrics with Wilson intervals, precision verdict."""
+    decisions = decisions.astype({"should_search": bool})
+    counts = confusion(decisions)
+    metrics = classification_report_from_counts(**counts)
+    verdict = precision_verdict(counts["tp"], counts["fp"], minimum_outcomes=minimum_outcomes)
+    return {"metrics": metrics, "precision_requirement": verdict, "recall_note": RECALL_NOTE,
+            "search_by_default": _search_by_default(decisions)}
+
+
+def sac_section(decisions: pd.DataFrame) -> list[dict]:
+    """Report table 4 on labelled requests, plus each code's requests and recommended share over all requests."""
+    decisions = decisions.astype({"should_search": bool})
+    labelled = _labelled(decisions).rename(columns={"should_search": "predicted", "contraband_found": "actual"})
+    table = sac_table(labelled[["sac", "predicted", "actual", "count"]])
+    totals = decisions.groupby("sac")["count"].sum()
+    recommended = decisions[decisions["should_search"]].groupby("sac")["count"].sum()
+    for row in table:
+        requests = _int(totals.get(row["sac"], 0))
+        row["requests"] = requests
+        row["recommended"] = rate(_int(recommended.get(row["sac"], 0)), requests)
+    return table
+
+
+def roc_section(bins: pd.DataFrame, n_bins: int) -> dict:
+    """ROC curve and AUC on labelled requests from the SQL probability histogram."""
+    ordered = bins.sort_values("bin")
+    roc = roc_from_binned_counts(ordered["positives"].to_numpy(), ordered["negatives"].to_numpy(),
+                                 thresholds=ordered["bin"].to_numpy() / n_bins, max_points=ROC_POINTS)
+    roc["binning"] = (f"probabilities are grouped into {n_bins} bins of width 1/{n_bins} in SQL "
+                      f"(bin = floor(p x {n_bins}); p = 1 has its own bin); each non-empty bin's lower edge is a "
+                      "threshold and ties within a bin count one half in the AUC")
+    roc["bins"] = n_bins
+    roc["positives"] = _int(ordered["positives"].sum())
+    roc["negatives"] = _int(ordered["negatives"].sum())
+    return roc
