@@ -1,0 +1,155 @@
+"""Feature transformers: a stop record (training or serving DataFrame) to a numeric model matrix.
+
+Input is either ``schema.clean_frame`` output (category / boolean / float32 / datetime64 columns with missing
+values) or ``schema.records_to_frame`` output (str / bool / float32 / datetime64). Both give identical features.
+Protected attributes and the officer id are left out unless ``protected=True`` (kept for a measured comparison).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+CODE_FIELDS = ("SearchAuthorizationCode", "InterventionReasonCode")
+TEXT_FIELDS = ("StatuteReason", "Department Name", "InterventionLocationName")
+BOOL_FIELDS = ("ResidentIndicator", "TownResidentIndicator")
+DATETIME_FIELD = "InterventionDateTime"
+PROTECTED_CODE_FIELDS = ("SubjectRaceCode", "SubjectEthnicityCode", "SubjectSexCode")
+AGE_FIELD = "SubjectAge"
+TIME_FEATURES = ("hour", "time_missing", "day_of_week", "month")
+RARE_CODE = 0.0  # rare and unseen values share one code; missing values stay NaN
+
+
+def normalised_categories(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Return (per-row integer codes, normalised labels) for a text column; code -1 means missing.
+
+    Normalisation (casefold, collapse whitespace, strip) runs once per distinct value, not per row.
+    """
+    categorical = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype("category")
+    labels = pd.Series(categorical.cat.categories.astype(str), dtype=object)
+    labels = labels.str.replace(r"\s+", " ", regex=True).str.strip().str.casefold()
+    labels = labels.where(labels != "", None).to_numpy(dtype=object)
+    return categorical.cat.codes.to_numpy(), labels
+
+
+def _text_values(column: pd.Series) -> pd.Series:
+    """Normalised text per row (None when missing), via the per-category normalisation."""
+    codes, labels = normalised_categories(column)
+    values = np.empty(len(codes), dtype=object)
+    present = codes >= 0
+    values[present] = labels[codes[present]]
+    return pd.Series(values, index=column.index, dtype=object)
+
+
+class CategoryCodes(TransformerMixin, BaseEstimator):
+    """Messy text columns to integer codes: kept values 1..K, rare/unseen 0, missing NaN.
+
+    A value is kept when it occurs at least ``min_count`` times in training, at most ``max_categories`` per
+    column (the most frequent), so codes fit HistGradientBoosting's native categorical support (< 255).
+    """
+
+    def __init__(self, columns=TEXT_FIELDS, min_count=30, max_categories=250):
+        self.columns = columns
+        self.min_count = min_count
+        self.max_categories = max_categories
+
+    def fit(self, X, y=None):
+        """Learn the kept values of each column from training rows."""
+        _require_columns(X, self.columns)
+        self.categories_ = {}
+        for name in self.columns:
+            counts = _text_values(X[name]).value_counts(dropna=True)
+            kept = counts[counts >= self.min_count].head(self.max_categories)
+            self.categories_[name] = kept.index.to_numpy(dtype=object)
+        self.n_features_in_ = len(self.columns)
+        return self
+
+    def transform(self, X):
+        """Return a float32 DataFrame of codes, one column per input column."""
+        check_is_fitted(self, "categories_")
+        _require_columns(X, self.columns)
+        out = {}
+        for name in self.columns:
+            codes, labels = normalised_categories(X[name])
+            lookup = {label: i + 1.0 for i, label in enumerate(self.categories_[name])}
+            # map distinct labels once, then broadcast to rows by category code
+            per_label = np.array([np.nan if lab is None else lookup.get(lab, RARE_CODE) for lab in labels]
+                                 + [np.nan], dtype=np.float32)
+            out[name] = per_label[codes]  # code -1 picks the trailing NaN
+        return pd.DataFrame(out, index=X.index, columns=list(self.columns))
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output columns (the input column names)."""
+        check_is_fitted(self, "categories_")
+        return np.asarray(self.columns, dtype=object)
+
+
+def time_features(stamps: pd.Series) -> pd.DataFrame:
+    """Hour, a flag for the over-represented 12:00:00 AM 'time missing' value, day of week and month."""
+    stamps = pd.to_datetime(stamps)
+    hour = stamps.dt.hour.astype("float32")
+    midnight = (stamps.dt.hour == 0) & (stamps.dt.minute == 0)
+    return pd.DataFrame({
+        "hour": hour.to_numpy(dtype=np.float32, na_value=np.nan),
+        "time_missing": midnight.astype("float32").where(stamps.notna()).to_numpy(dtype=np.float32,
+                                                                                   na_value=np.nan),
+        "day_of_week": stamps.dt.dayofweek.to_numpy(dtype=np.float32, na_value=np.nan),
+        "month": stamps.dt.month.to_numpy(dtype=np.float32, na_value=np.nan),
+    }, index=stamps.index)
+
+
+def _bool_column(column: pd.Series) -> np.ndarray:
+    return column.astype("boolean").to_numpy(dtype=np.float32, na_value=np.nan)
+
+
+def _require_columns(X, columns):
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError("expected a pandas DataFrame from schema.clean_frame or schema.records_to_frame")
+    missing = [c for c in columns if c not in X.columns]
+    if missing:
+        raise KeyError(f"columns {missing} are missing; build the frame with pipeline.schema")
+
+
+class StopFeatures(TransformerMixin, BaseEstimator):
+    """A stop record to model features: coded categoricals, time of stop and resident flags.
+
+    Categorical columns (see ``categorical_features``) carry integer codes for native categorical models;
+    the others are numeric. With ``protected=True`` race, ethnicity, sex and age are added (for measurement).
+    """
+
+    def __init__(self, min_count=30, max_categories=250, protected=False):
+        self.min_count = min_count
+        self.max_categories = max_categories
+        self.protected = protected
+
+    def _categorical_inputs(self):
+        return CODE_FIELDS + TEXT_FIELDS + (PROTECTED_CODE_FIELDS if self.protected else ())
+
+    def fit(self, X, y=None):
+        """Learn the kept categories of every categorical input."""
+        self.codes_ = CategoryCodes(self._categorical_inputs(), self.min_count, self.max_categories).fit(X)
+        _require_columns(X, (DATETIME_FIELD,) + BOOL_FIELDS)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X):
+        """Return the float32 feature DataFrame (NaN where an input is missing)."""
+        check_is_fitted(self, "codes_")
+        parts = [self.codes_.transform(X), time_features(X[DATETIME_FIELD])]
+        flags = {name: _bool_column(X[name]) for name in BOOL_FIELDS}
+        if self.protected:
+            flags[AGE_FIELD] = pd.to_numeric(X[AGE_FIELD]).to_numpy(dtype=np.float32, na_value=np.nan)
+        parts.append(pd.DataFrame(flags, index=X.index))
+        return pd.concat(parts, axis=1).astype(np.float32)
+
+    def categorical_features(self):
+        """Names of the output columns that hold category codes (known before fitting)."""
+        return list(self._categorical_inputs())
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output columns, in order."""
+        check_is_fitted(self, "codes_")
+        extra = (AGE_FIELD,) if self.protected else ()
+        return np.asarray(self.categorical_features() + list(TIME_FEATURES) + list(BOOL_FIELDS) + list(extra),
+                          dtype=object)

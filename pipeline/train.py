@@ -1,0 +1,155 @@
+"""Train the search model from a CTRP3 CSV and write an artifact (pipeline + model card).
+
+    python -m pipeline.train --data train.csv --out artifacts/NAME
+
+Steps: load searched rows and drop exact duplicates; split by time (oldest train, then validation, newest
+test); compare model families with time-aware cross-validation on the training rows; fit the best; choose the
+threshold on validation rows (maximum recall with the Wilson lower bound of precision >= 0.5); measure on the
+held-out test rows; write the card.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pipeline.artifact import save_artifact
+from pipeline.evaluation_summary import fairness, quality
+from pipeline.loading import load_training_data
+from pipeline.metrics import ThresholdError, select_threshold
+from pipeline.model_selection import FAMILIES, build_model, compare_families, describe, time_split
+from pipeline.schema import TARGET
+from pipeline.training_card import build_card
+
+DEFAULT_FAMILIES = ("hist_gradient_boosting", "logistic_regression", "random_forest")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Command-line options of ``python -m pipeline.train``."""
+    parser = argparse.ArgumentParser(prog="python -m pipeline.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="CTRP3 CSV with the 15 training columns")
+    parser.add_argument("--out", type=Path, help="artifact directory (default: artifacts/<version>)")
+    parser.add_argument("--version", help="model version id (default: <family>-<UTC time>-<data sha prefix>)")
+    parser.add_argument("--families", nargs="+", default=list(DEFAULT_FAMILIES), choices=sorted(FAMILIES),
+                        help="model families to compare (default: all)")
+    parser.add_argument("--cv-folds", type=int, default=3, help="time-series CV folds (default 3)")
+    parser.add_argument("--validation", type=float, default=0.1, help="share of rows for validation (default 0.1)")
+    parser.add_argument("--test", type=float, default=0.1, help="share of newest rows held out (default 0.1)")
+    parser.add_argument("--min-precision", type=float, default=0.5, help="precision requirement (default 0.5)")
+    parser.add_argument("--margin", type=float, default=0.0,
+                        help="extra precision demanded above --min-precision on validation (default 0)")
+    parser.add_argument("--criterion", choices=("wilson", "point"), default="wilson",
+                        help="wilson: the 95%% lower bound of validation precision must clear the bar (default)")
+    parser.add_argument("--min-count", type=int, default=30,
+                        help="categories seen fewer times in training are grouped as rare (default 30)")
+    parser.add_argument("--no-protected-check", action="store_true",
+                        help="skip the measurement of a model that also sees protected attributes")
+    parser.add_argument("--fairness-min-department", type=int, default=100)
+    parser.add_argument("--fairness-min-group", type=int, default=20)
+    parser.add_argument("--synthetic", action="store_true",
+                        help="mark the card as trained on generated data (also set when <stem>.truth.csv exists)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chunksize", type=int, default=500_000, help="CSV rows read at a time")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    args = parser.parse_args(argv)
+    if not args.data.is_file():
+        parser.error(f"--data {args.data} is not a file; pass the CTRP3 CSV (or generate one with "
+                     "`python -m pipeline.synthetic --rows N --seed S --out PATH`)")
+    return args
+
+
+class Progress:
+    """Timestamped progress lines on stderr."""
+
+    def __init__(self, quiet: bool):
+        self.quiet, self.started = quiet, time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            print(f"[{time.perf_counter() - self.started:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def _fit_and_score(family, args, train, validation, test, protected=False):
+    model = build_model(family, args.seed, protected=protected, min_count=args.min_count)
+    model.fit(train, train[TARGET].to_numpy())
+    return model, model.predict_proba(validation)[:, 1], model.predict_proba(test)[:, 1]
+
+
+def _threshold(args, validation, scores) -> dict:
+    try:
+        return select_threshold(validation[TARGET].to_numpy(), scores, args.min_precision, args.margin,
+                                args.criterion)
+    except ThresholdError as error:
+        raise SystemExit(f"cannot choose a threshold: {error} Try --criterion point, a smaller --validation "
+                         "share, or more data.") from None
+
+
+def _protected_check(args, parts, chosen_family, scores, threshold, settings) -> dict:
+    """Same family with race/ethnicity/sex/age as features: does it make precision across groups fairer?"""
+    train, validation, test = parts
+    _, val_scores, test_scores = _fit_and_score(chosen_family, args, train, validation, test, protected=True)
+    choice = select_threshold(validation[TARGET].to_numpy(), val_scores, args.min_precision, args.margin,
+                              args.criterion, raise_if_infeasible=False)
+    if not choice["feasible"]:
+        return {"adopted": False, "reason": choice["reason"]}
+    with_protected = {"test": quality(test[TARGET], test_scores, choice["threshold"]),
+                      "fairness": fairness(test, test_scores, choice["threshold"], **settings)}
+    without = {"test": quality(test[TARGET], scores, threshold),
+               "fairness": fairness(test, scores, threshold, **settings)}
+    keys = ("auc", "mean_max_gap")
+    return {"adopted": False, "reason": "protected attributes stay out of the features unless the fairness "
+            "gain is measured and justified; compare the mean largest gap per department below",
+            "without_protected": {"auc": without["test"]["auc"],
+                                  "mean_max_gap": without["fairness"]["model"]["mean_max_gap"]},
+            "with_protected": {"auc": with_protected["test"]["auc"],
+                               "mean_max_gap": with_protected["fairness"]["model"]["mean_max_gap"]},
+            "compared": list(keys)}
+
+
+def train(args: argparse.Namespace) -> Path:
+    """Run the whole training and write the artifact; returns its directory."""
+    say = Progress(args.quiet)
+    say(f"loading {args.data}")
+    loaded = load_training_data(args.data, args.chunksize, args.quiet)
+    frame = loaded.frame
+    split = time_split(frame["InterventionDateTime"], args.validation, args.test)
+    parts = tuple(frame.iloc[rows].reset_index(drop=True) for rows in (split.train, split.validation, split.test))
+    train_rows, validation, test = parts
+    say(f"{len(train_rows):,} train / {len(validation):,} validation / {len(test):,} test rows")
+    say(f"comparing {', '.join(args.families)} with {args.cv_folds}-fold time-series CV")
+    comparison = compare_families(train_rows, args.families, args.cv_folds, args.seed, args.min_count, args.quiet)
+    family = max(comparison, key=lambda name: comparison[name]["auc_mean"])
+    say(f"fitting {family} on the training rows")
+    model, val_scores, test_scores = _fit_and_score(family, args, train_rows, validation, test)
+    choice = _threshold(args, validation, val_scores)
+    threshold = choice["threshold"]
+    say(f"threshold {threshold:.4f}: validation precision {choice['precision']:.3f} "
+        f"(lower bound {choice['precision_low']:.3f}), recall {choice['recall']:.3f}")
+    settings = {"min_department": args.fairness_min_department, "min_group": args.fairness_min_group}
+    evaluation = {"validation": quality(validation[TARGET], val_scores, threshold),
+                  "test": quality(test[TARGET], test_scores, threshold),
+                  "fairness_test": fairness(test, test_scores, threshold, **settings)}
+    say(f"test: precision {evaluation['test']['precision']['value']:.3f}, recall "
+        f"{evaluation['test']['recall']['value']:.3f}, AUC {evaluation['test']['auc']:.4f}")
+    if not args.no_protected_check:
+        say("measuring the same family with protected attributes as features (not adopted by default)")
+        evaluation["protected_features_check"] = _protected_check(args, parts, family, test_scores, threshold,
+                                                                  settings)
+    card = build_card(args, loaded, parts, model, describe(model), family, comparison, choice, evaluation)
+    out = args.out or Path("artifacts") / card["version"]
+    save_artifact(model, card, out)
+    say(f"wrote {out} (version {card['version']})")
+    return out
+
+
+def main(argv=None) -> int:
+    """Entry point of ``python -m pipeline.train``."""
+    train(parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
