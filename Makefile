@@ -1,0 +1,45 @@
+# make run: set up .venv and serve on $PORT (default 5000) with the embedded SQLite and the committed model.
+# make test: set up .venv with the dev tools and run the whole suite on SQLite and on Postgres at TEST_POSTGRES_URL.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PORT ?= 5000
+TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
+export TEST_POSTGRES_URL
+
+# Stamps are keyed on the requirement files' content, so an unchanged setup costs nothing and any pin change reinstalls.
+REQ_KEY := $(shell cat requirements.txt | sha256sum | cut -c1-12)
+DEV_KEY := $(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
+RUNTIME_STAMP := $(VENV)/.installed-runtime-$(REQ_KEY)
+DEV_STAMP := $(VENV)/.installed-dev-$(DEV_KEY)
+
+.PHONY: help run migrate test bench
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(VENV)/bin/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "need Python 3.11 (see .python-version): set PYTHON=/path/to/python3.11")'
+	$(PYTHON) -m venv $(VENV)
+
+$(RUNTIME_STAMP): requirements.txt | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	rm -f $(VENV)/.installed-runtime-* && touch $@
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	rm -f $(VENV)/.installed-dev-* && touch $@
+
+migrate: $(RUNTIME_STAMP)  ## apply pending migrations to DATABASE_URL (default: the embedded SQLite file)
+	$(VENV)/bin/python -m migrations
+
+run: migrate  ## serve on PORT (default 5000) with gunicorn.conf.py
+	PORT=$(PORT) exec $(VENV)/bin/gunicorn --config gunicorn.conf.py "app:create_app()"
+
+test: $(DEV_STAMP)  ## the whole suite, SQLite and Postgres (TEST_POSTGRES_URL)
+	$(VENV)/bin/python -m pytest
+
+bench: $(DEV_STAMP)  ## service throughput against a minimal Flask app (needs Postgres at TEST_POSTGRES_URL)
+	$(VENV)/bin/python -m bench.service --postgres-url $(TEST_POSTGRES_URL)
