@@ -1,0 +1,87 @@
+"""The one JSON error shape, and the handlers that turn every failure into it.
+
+Every error body is ``{"status": int, "error": short-code, "message": text, "fields": {field: problem}}``,
+built only by ``error_response``.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, current_app, jsonify
+from peewee import InterfaceError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from service import predictions
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """A request the service refuses, with its HTTP status, short code, message and per-field problems."""
+
+    def __init__(self, status: int, error: str, message: str, fields: dict | None = None,
+                 headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.error, self.message = status, error, message
+        self.fields = fields or {}
+        self.headers = headers or {}
+
+
+def _printable(text) -> str:
+    # Field names echo client input, which may hold NULs or lone surrogates; escape them so the body stays valid.
+    text = str(text)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def error_response(status: int, error: str, message: str, fields: dict | None = None, headers: dict | None = None):
+    """Build THE error response; every error the service returns goes through here."""
+    body = {"status": status, "error": error, "message": message,
+            "fields": {_printable(k): _printable(v) for k, v in (fields or {}).items()}}
+    response = jsonify(body)
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def _http_error(exc: HTTPException):
+    code = exc.code or 500
+    short = (exc.name or "error").lower().replace(" ", "_")
+    headers = {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "retry-after")}
+    message = exc.description or exc.name
+    if code == 413:
+        message = f"the body is larger than the limit of {current_app.config['MAX_CONTENT_LENGTH']} bytes"
+    return error_response(code, short, message, headers=headers)
+
+
+def _database_unavailable(exc: Exception):
+    log.error("database unavailable: %s", exc)
+    return error_response(503, "database_unavailable",
+                          "The database is not answering; retry later. The request was not recorded.",
+                          headers={"Retry-After": "5"})
+
+
+def _unexpected(exc: Exception):
+    log.exception("unhandled error")
+    return error_response(500, "internal_error", "Unexpected server error; it has been logged.")
+
+
+_DOMAIN_ERRORS = {
+    predictions.UnknownObservation: (404, "unknown_observation"),
+    predictions.ObservationConflict: (422, "observation_conflict"),
+    predictions.OutcomeConflict: (409, "outcome_conflict"),
+}
+
+
+def _domain_error(exc: predictions.PredictionError):
+    status, code = _DOMAIN_ERRORS[type(exc)]
+    return error_response(status, code, str(exc), exc.fields)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Route every error, expected or not, through ``error_response``."""
+    app.register_error_handler(ApiError, lambda e: error_response(e.status, e.error, e.message, e.fields, e.headers))
+    app.register_error_handler(predictions.PredictionError, _domain_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(OperationalError, _database_unavailable)
+    app.register_error_handler(InterfaceError, _database_unavailable)
+    app.register_error_handler(Exception, _unexpected)

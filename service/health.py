@@ -1,0 +1,62 @@
+"""Is the service able to serve: model loaded, database answering, schema current. Framework-free."""
+from __future__ import annotations
+
+import logging
+
+from peewee import DatabaseError, InterfaceError
+
+from migrations import COMMAND, pending_migrations
+
+log = logging.getLogger(__name__)
+
+
+class SchemaGate:
+    """Remembers once the schema is current; until then re-checks, so running migrations needs no restart."""
+
+    def __init__(self, database):
+        self.database = database
+        self.current = False
+
+    def problem(self) -> str | None:
+        """Why the schema cannot be used (pending migrations), or None when it is current."""
+        if self.current:
+            return None
+        pending = pending_migrations(self.database)
+        if pending:
+            return f"database schema is behind: {len(pending)} pending migration(s) ({', '.join(pending)}); " \
+                   f"run `{COMMAND}`"
+        self.current = True
+        return None
+
+
+def check(model, gate: SchemaGate) -> dict[str, str]:
+    """Problems by component ('model', 'database', 'schema'); empty when healthy."""
+    problems = {}
+    if model is None:
+        problems["model"] = "not loaded"
+    try:
+        gate.database.execute_sql("SELECT 1")
+    except (DatabaseError, InterfaceError) as error:
+        problems["database"] = f"not answering: {str(error).strip()[:200]}"
+        return problems
+    try:
+        schema = gate.problem()
+    except (DatabaseError, InterfaceError) as error:
+        schema = f"cannot read the schema version: {str(error).strip()[:200]}"
+    if schema:
+        problems["schema"] = schema
+    return problems
+
+
+def log_startup_state(gate: SchemaGate) -> None:
+    """One log line at start-up when the database is unreachable or its schema is behind, naming the fix."""
+    try:
+        problem = gate.problem()
+    except (DatabaseError, InterfaceError) as error:
+        log.warning("database not reachable at start-up (%s); requests will get 503 until it is", error)
+        return
+    finally:
+        if not gate.database.is_closed():
+            gate.database.close()
+    if problem:
+        log.error("refusing to serve until migrated: %s", problem)

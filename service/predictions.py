@@ -1,0 +1,165 @@
+"""Logging decisions and outcomes, one transaction each, with the observation id as the idempotency key.
+
+Framework-free on purpose (no Flask): a batch scorer or a queue consumer can reuse it unchanged.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+from peewee import IntegrityError, SqliteDatabase
+
+from models import Outcome, Prediction, database
+from pipeline.schema import age_group
+
+
+class PredictionError(Exception):
+    """A request that is well formed but cannot be honoured; ``fields`` names the culprit."""
+
+    def __init__(self, message: str, fields: dict | None = None):
+        super().__init__(message)
+        self.fields = fields or {}
+
+
+class UnknownObservation(PredictionError):
+    """No prediction was logged under this observation id."""
+
+
+class ObservationConflict(PredictionError):
+    """The observation id was already used for a different observation."""
+
+
+class OutcomeConflict(PredictionError):
+    """A different outcome was already recorded and this one is not marked as a correction."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the service answered for one observation, plus its current outcome."""
+
+    observation_id: str
+    observation: dict
+    should_search: bool
+    probability: float
+    model_version: str
+    contraband_found: bool | None
+
+    @classmethod
+    def from_row(cls, row: Prediction) -> "Decision":
+        """The decision as stored, so that retries get byte-identical answers."""
+        return cls(row.observation_id, json.loads(row.observation), bool(row.should_search),
+                   float(row.probability), row.model_version, row.contraband_found)
+
+
+def _jsonable(value):
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def observation_digest(record: dict) -> str:
+    """sha256 of the canonical JSON of a normalised record: equal records, equal digests, whatever the spelling."""
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), default=_jsonable)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _write_transaction():
+    # SQLite: take the write lock at BEGIN, so a read-then-write never meets a lock-upgrade deadlock.
+    if isinstance(database.obj, SqliteDatabase):
+        return database.atomic("IMMEDIATE")
+    return database.atomic()
+
+
+def _prediction_row(observation_id: str, raw: dict, record: dict, probability: float, model) -> dict:
+    return {
+        "observation_id": observation_id,
+        "observation": json.dumps(raw, separators=(",", ":"), ensure_ascii=False),
+        "observation_digest": observation_digest(record),
+        "department": record["Department Name"],
+        "location": record["InterventionLocationName"],
+        "intervention_at": record["InterventionDateTime"],
+        "intervention_reason_code": record["InterventionReasonCode"],
+        "statute_reason": record["StatuteReason"],
+        "officer_id": record["ReportingOfficerIdentificationID"],
+        "resident": record["ResidentIndicator"],
+        "town_resident": record["TownResidentIndicator"],
+        "search_authorization_code": record["SearchAuthorizationCode"],
+        "subject_race": record["SubjectRaceCode"],
+        "subject_ethnicity": record["SubjectEthnicityCode"],
+        "subject_sex": record["SubjectSexCode"],
+        "subject_age": record["SubjectAge"],
+        "subject_age_group": age_group(record["SubjectAge"]),
+        "probability": probability,
+        "should_search": probability >= model.threshold,
+        "threshold": model.threshold,
+        "model_version": model.version,
+        "received_at": _utcnow(),
+    }
+
+
+def _stored_answer(row: Prediction, digest: str) -> Decision:
+    if row.observation_digest != digest:
+        raise ObservationConflict(
+            f"observation id {row.observation_id!r} was already used for a different observation; "
+            "send a new id for a new stop", {"observation_id": "already used for a different observation"})
+    return Decision.from_row(row)
+
+
+def decide(observation_id: str, raw: dict, record: dict, model) -> Decision:
+    """Score a validated record and log it, or return the stored answer when this id was seen with it before."""
+    digest = observation_digest(record)
+    existing = Prediction.get_or_none(Prediction.observation_id == observation_id)
+    if existing is not None:
+        return _stored_answer(existing, digest)
+    probability = float(model.predict_proba([record])[0])
+    row = _prediction_row(observation_id, raw, record, probability, model)
+    try:
+        # The transaction holds only the insert: on Postgres a unique violation aborts it, and the re-read
+        # below must run after the rollback, in a transaction of its own.
+        with _write_transaction():
+            Prediction.insert(row).execute()
+    except IntegrityError:
+        existing = Prediction.get_or_none(Prediction.observation_id == observation_id)
+        if existing is None:
+            raise
+        return _stored_answer(existing, digest)
+    return Decision(observation_id, raw, row["should_search"], probability, model.version, None)
+
+
+def _locked_prediction(observation_id: str) -> Prediction:
+    query = Prediction.select().where(Prediction.observation_id == observation_id)
+    if database.obj.for_update:  # Postgres; SQLite's IMMEDIATE transaction already serialises writers
+        query = query.for_update()
+    row = query.get_or_none()
+    if row is None:
+        raise UnknownObservation(f"no prediction was logged with observation id {observation_id!r}; "
+                                 "send the observation to /should_search first",
+                                 {"observation_id": "unknown"})
+    return row
+
+
+def record_outcome(observation_id: str, contraband_found: bool, correction_reason: str | None = None) -> Decision:
+    """Append an outcome and make it current; a change needs ``correction_reason``, a repeat changes nothing."""
+    with _write_transaction():
+        row = _locked_prediction(observation_id)
+        if row.contraband_found == contraband_found:
+            return Decision.from_row(row)
+        if row.contraband_found is not None and correction_reason is None:
+            raise OutcomeConflict(
+                f"observation {observation_id!r} already has contraband_found={str(row.contraband_found).lower()}; "
+                'to change it send {"correction": {"reason": "..."}} with the new value',
+                {"contraband_found": "differs from the recorded outcome"})
+        is_correction = row.contraband_found is not None
+        now = _utcnow()
+        Outcome.insert(prediction=row.id, contraband_found=contraband_found, is_correction=is_correction,
+                       correction_reason=correction_reason if is_correction else None, received_at=now).execute()
+        Prediction.update(contraband_found=contraband_found, outcome_at=now).where(
+            Prediction.id == row.id).execute()
+        row.contraband_found, row.outcome_at = contraband_found, now
+    return Decision.from_row(row)

@@ -1,0 +1,79 @@
+"""The HTTP endpoints: parse, decide or record, answer. The capstone aliases share the same code path."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, request
+
+from service import predictions
+from service.errors import error_response
+from service.openapi import openapi_spec
+from service.requests import observation_request, outcome_request, read_json
+
+api = Blueprint("api", __name__)
+
+
+def _state():
+    return current_app.extensions["ctrp3"]
+
+
+def _body():
+    return read_json(request, current_app.config["MAX_JSON_DEPTH"])
+
+
+def _decide(id_key: str, allow_int: bool) -> predictions.Decision:
+    observation_id, raw, record = observation_request(_body(), id_key, allow_int)
+    return predictions.decide(observation_id, raw, record, _state().model)
+
+
+def _record(id_key: str, outcome_key: str, allow_int: bool) -> predictions.Decision:
+    observation_id, outcome, reason = outcome_request(_body(), id_key, outcome_key, allow_int)
+    return predictions.record_outcome(observation_id, outcome, reason)
+
+
+def _decision_body(decision: predictions.Decision) -> dict:
+    return {"observation_id": decision.observation_id, "should_search": decision.should_search,
+            "probability": decision.probability, "model_version": decision.model_version}
+
+
+@api.post("/should_search")
+def should_search():
+    """Decide whether to search, and log the request."""
+    return _decision_body(_decide("observation_id", allow_int=False))
+
+
+@api.post("/search_result")
+def search_result():
+    """Record the true outcome of a search (or correct it)."""
+    decision = _record("observation_id", "contraband_found", allow_int=False)
+    return {**_decision_body(decision), "contraband_found": decision.contraband_found}
+
+
+@api.post("/predict")
+def predict():
+    """Capstone alias of /should_search."""
+    decision = _decide("id", allow_int=True)
+    return {"ContrabandIndicator": decision.should_search, "proba": decision.probability}
+
+
+@api.post("/update")
+def update():
+    """Capstone alias of /search_result; answers the stored record."""
+    decision = _record("id", "true_class", allow_int=True)
+    return {"id": decision.observation_id, "observation": decision.observation, "proba": decision.probability,
+            "ContrabandIndicator": decision.should_search, "true_class": int(decision.contraband_found),
+            "model_version": decision.model_version}
+
+
+@api.get("/health")
+def health():
+    """200 when the model is loaded, the database answers and its schema is current; 503 naming what is not."""
+    state = _state()
+    problems = state.health()
+    if problems:
+        return error_response(503, "unhealthy", "; ".join(f"{k}: {v}" for k, v in problems.items()), problems)
+    return {"status": "ok", "model_version": state.model.version}
+
+
+@api.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3 description of this service."""
+    return openapi_spec()
