@@ -94,7 +94,7 @@ def time_features(stamps: pd.Series) -> pd.DataFrame:
         "hour": hour.to_numpy(dtype=np.float32, na_value=np.nan),
         "time_missing": midnight.astype("float32").where(stamps.notna()).to_numpy(dtype=np.float32,
                                                                                    na_value=np.nan),
-        "day_of_week": stamps.dt.dayofweek.to_numpy(dtype=np.float32, na_value=np.nan),
+        "day_of_week": stamps.dt.day_of_week.to_numpy(dtype=np.float32, na_value=np.nan),
         "month": stamps.dt.month.to_numpy(dtype=np.float32, na_value=np.nan),
     }, index=stamps.index)
 
