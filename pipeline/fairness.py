@@ -104,7 +104,7 @@ def _assess(department, attribute, groups, min_department, max_gap) -> dict:
                     reason=f"{len(eligible)} group(s) reach the minimum per group; two are needed to compare")
     high = max(eligible, key=lambda g: g["precision"])
     low = min(eligible, key=lambda g: g["precision"])
-    gap = high["precision"] - low["precision"]
+    gap = round(high["precision"] - low["precision"], 12)  # so 0.55 - 0.50 is exactly on the 0.05 boundary
     gap_low, gap_high = _newcombe_difference(high, low)
     breaks = gap > max_gap
     clear = gap_low > max_gap if breaks else gap_high <= max_gap
@@ -150,16 +150,17 @@ def gap_distribution(table: list[dict], pairwise=True, attributes=None) -> list[
             gaps.append(entry["max_gap"])
             continue
         values = [g["precision"] for g in entry["groups"] if g["eligible"]]
-        gaps.extend(abs(a - b) for a, b in itertools.combinations(values, 2))
+        gaps.extend(round(abs(a - b), 12) for a, b in itertools.combinations(values, 2))
     return gaps
 
 
 def gap_histogram(gaps, bin_width=0.05, upper=1.0) -> list[dict]:
     """Counts and shares of gaps in bins [0, w), [w, 2w), ... up to ``upper`` (the last bin is closed)."""
-    edges = np.linspace(0.0, upper, int(round(upper / bin_width)) + 1)
-    counts, _ = np.histogram(np.asarray(gaps, dtype=float), bins=edges)
+    edges = np.linspace(0.0, upper, int(round(upper / bin_width)) + 1).round(12)
+    # rounding puts float noise such as 0.6 - 0.55 = 0.04999... in the bin a reader expects
+    counts, _ = np.histogram(np.asarray(gaps, dtype=float).round(12), bins=edges)
     total = int(counts.sum())
-    return [{"low": round(float(lo), 10), "high": round(float(hi), 10), "count": int(c),
+    return [{"low": float(lo), "high": float(hi), "count": int(c),
              "share": (float(c) / total if total else None)}
             for lo, hi, c in zip(edges, edges[1:], counts)]
 
