@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
 
 from models import Prediction
+from pipeline.schema import text_problem
 
 DEFAULT_MIN_DEPARTMENT = 100
 DEFAULT_MIN_GROUP = 20
@@ -12,7 +13,11 @@ DEFAULT_MAX_GAP = 0.05
 
 
 class FilterError(ValueError):
-    """A report parameter that cannot be understood; the message says what to send instead."""
+    """A report parameter that cannot be understood; ``field`` names it, the message says what to send instead."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field, self.problem = field, message
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,7 @@ class FairnessParameters:
     max_gap: float = DEFAULT_MAX_GAP
 
 
-def parse_instant(text: str | None, *, end: bool) -> datetime | None:
+def parse_instant(name: str, text: str | None, *, end: bool) -> datetime | None:
     """Parse a date or ISO 8601 time as naive UTC; a bare date used as an end covers that whole day."""
     if text is None or not str(text).strip():
         return None
@@ -63,16 +68,19 @@ def parse_instant(text: str | None, *, end: bool) -> datetime | None:
             return datetime.combine(day + timedelta(days=1 if end else 0), datetime.min.time())
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise FilterError(f"{text!r} is not a date: send YYYY-MM-DD or an ISO 8601 time such as "
-                          "2026-05-16T04:08:00Z") from None
+        raise FilterError(name, f"{text[:40]!r} is not a date: send YYYY-MM-DD or an ISO 8601 time such as "
+                                "2026-05-16T04:08:00Z") from None
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
     return moment
 
 
-def _text(value) -> str | None:
+def _text(name: str, value) -> str | None:
     if value is None:
         return None
+    problem = text_problem(str(value))
+    if problem:
+        raise FilterError(name, problem)  # Postgres rejects NUL; both backends must answer the same
     value = " ".join(str(value).split())
     return value or None
 
@@ -83,20 +91,20 @@ def _count(name: str, value, default: int) -> int:
     try:
         number = int(str(value).strip())
     except ValueError:
-        raise FilterError(f"{name} must be a whole number of labelled requests, got {value!r}") from None
+        raise FilterError(name, f"must be a whole number of outcomes, got {str(value)[:40]!r}") from None
     if number < 1:
-        raise FilterError(f"{name} must be at least 1, got {number}")
+        raise FilterError(name, f"must be at least 1, got {number}")
     return number
 
 
 def parse_parameters(params) -> tuple[ReportFilters, FairnessParameters]:
     """Read filters and fairness minimums from a mapping of strings (query string or CLI options)."""
-    since = parse_instant(params.get("since"), end=False)
-    until = parse_instant(params.get("until"), end=True)
+    since = parse_instant("since", params.get("since"), end=False)
+    until = parse_instant("until", params.get("until"), end=True)
     if since is not None and until is not None and since >= until:
-        raise FilterError(f"since ({since}) must be before until ({until})")
-    filters = ReportFilters(since=since, until=until, department=_text(params.get("department")),
-                            model_version=_text(params.get("model_version")))
+        raise FilterError("until", f"must be after since ({since}); got {until}")
+    filters = ReportFilters(since=since, until=until, department=_text("department", params.get("department")),
+                            model_version=_text("model_version", params.get("model_version")))
     fairness = FairnessParameters(
         min_department=_count("min_department", params.get("min_department"), DEFAULT_MIN_DEPARTMENT),
         min_group=_count("min_group", params.get("min_group"), DEFAULT_MIN_GROUP))

@@ -59,11 +59,10 @@ def confusion(decisions: pd.DataFrame) -> dict:
 
 
 def _search_by_default(decisions: pd.DataFrame) -> dict:
-    total, recommended = _int(decisions["count"].sum()), _int(decisions.loc[decisions["should_search"], "count"].sum())
-    per_sac = decisions.groupby("sac", sort=True).apply(
-        lambda g: (_int(g["count"].sum()), _int(g.loc[g["should_search"], "count"].sum())), include_groups=False)
-    return {"overall": rate(recommended, total),
-            "by_sac": {str(sac): rate(pair[1], pair[0]) for sac, pair in per_sac.items()},
+    totals = decisions.groupby("sac", sort=True)["count"].sum()
+    recommended = decisions[decisions["should_search"]].groupby("sac")["count"].sum()
+    return {"overall": rate(_int(recommended.sum()), _int(totals.sum())),
+            "by_sac": {str(sac): rate(_int(recommended.get(sac, 0)), _int(total)) for sac, total in totals.items()},
             "note": DEFAULT_NOTE}
 
 
