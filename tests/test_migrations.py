@@ -16,20 +16,19 @@ import migrations
 from models import TABLES, database_from_url
 
 ROOT = Path(__file__).resolve().parent.parent
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 @contextlib.contextmanager
-def _throwaway_postgres():
-    """Create a uniquely named Postgres database next to TEST_POSTGRES_URL's and drop it afterwards."""
+def _throwaway_postgres(admin_url: str):
+    """Create a uniquely named Postgres database next to admin_url's and drop it afterwards."""
     name = f"h3b_mig_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(POSTGRES_URL)
+    admin = psycopg2.connect(admin_url)
     admin.autocommit = True
     try:
         admin.cursor().execute(f'CREATE DATABASE "{name}"')
         try:
-            yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+            yield admin_url.rsplit("/", 1)[0] + "/" + name
         finally:
             admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
@@ -45,7 +44,8 @@ def fresh_url(request, tmp_path):
     def make(backend: str) -> str:
         if backend == "sqlite":
             return f"sqlite:///{tmp_path / f'{uuid.uuid4().hex}.sqlite3'}"
-        return stack.enter_context(_throwaway_postgres())
+        # conftest's postgres_admin_url skips when Postgres is down, and fails instead under CI=true.
+        return stack.enter_context(_throwaway_postgres(request.getfixturevalue("postgres_admin_url")))
 
     return make
 
