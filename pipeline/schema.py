@@ -61,7 +61,8 @@ FIELDS: tuple[Field, ...] = (
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
 OBSERVATION_FIELDS = tuple(f.name for f in FIELDS)
 PROTECTED_FIELDS = tuple(f.name for f in FIELDS if f.protected)
-TRAINING_COLUMNS = OBSERVATION_FIELDS + (SEARCHED, TARGET)
+# Column order of the client's train.csv (CALIBRATION.md, issue 2): Department Name comes last.
+TRAINING_COLUMNS = OBSERVATION_FIELDS[1:] + (SEARCHED, TARGET, OBSERVATION_FIELDS[0])
 
 # Report table 6 bins; Young Adult 18-35 matches its 47.9% share given the file's median age of 36.
 AGE_GROUP_EDGES = (0, 18, 36, 56, 200)
