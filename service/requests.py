@@ -10,6 +10,7 @@ import math
 import re
 
 from flask import Request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from pipeline.schema import ValidationError, text_problem, validate_observation
 from service.errors import ApiError
@@ -81,7 +82,22 @@ def read_json(request: Request, max_depth: int):
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type",
                        "send the body as JSON with the header Content-Type: application/json")
-    return parse_json(request.get_data(cache=False), max_depth)
+    return parse_json(_read_body(request), max_depth)
+
+
+def _read_body(request: Request) -> bytes:
+    # werkzeug's readall() stops silently at max_content_length on a chunked body (no Content-Length), which
+    # would truncate instead of refusing; reading in bounded steps makes the limit an error on every path.
+    limit = request.max_content_length
+    stream, chunks, size = request.stream, [], 0
+    while True:
+        chunk = stream.read(min(1 << 16, limit + 1 - size))
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            raise RequestEntityTooLarge()
+        chunks.append(chunk)
 
 
 class _Envelope:
