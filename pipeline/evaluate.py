@@ -1,0 +1,272 @@
+"""Evaluate a trained artifact on a CTRP3 file the way the client's report did, and save JSON and charts.
+
+Keeps searched rows (exact duplicates dropped, as in training), optionally only those since a date (to mirror
+production), scores them, and prints: the confusion matrix; precision, recall, F1, accuracy and ROC AUC with 95%
+intervals and the precision verdict; report table 4 (per SearchAuthorizationCode); fairness by department and
+protected attribute for the model and for the officers; report table 6 against the card's training population;
+and, given the generator's truth sidecar, the Bayes AUC. Writes evaluation.json, roc.png, fairness_gaps.png and
+population.png into --out. A stop is recommended for search when probability >= the card's threshold.
+
+Example:  python -m pipeline.evaluate --artifact artifacts/default --data held_out.csv --out eval/
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import fairness, metrics, plots, population
+from pipeline.artifact import DEFAULT_ARTIFACT_DIR, ArtifactError, load_artifact
+from pipeline.loading import clean_frame_flag
+from pipeline.schema import OBSERVATION_FIELDS, SEARCHED, TARGET, TRAINING_COLUMNS, clean_frame
+
+TRUTH_COLUMN = "_true_probability"
+TRUTH_NAMES = ("contraband_probability", "true_probability", "probability", "p_contraband")
+SCORE_BATCH = 200_000
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Command-line options of ``python -m pipeline.evaluate``."""
+    parser = argparse.ArgumentParser(prog="python -m pipeline.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--artifact", type=Path, default=DEFAULT_ARTIFACT_DIR, help="artifact directory")
+    parser.add_argument("--data", type=Path, required=True, help="CTRP3 CSV with the 15 columns")
+    parser.add_argument("--truth", type=Path,
+                        help="CSV of true contraband probabilities, one row per --data row, for the Bayes AUC "
+                             "(default: <stem>.truth.csv next to --data, as pipeline.synthetic writes it)")
+    parser.add_argument("--truth-column", help=f"column of --truth to use (default: its only column or one of "
+                                               f"{', '.join(TRUTH_NAMES)})")
+    parser.add_argument("--out", type=Path, required=True, help="directory for evaluation.json and the PNGs")
+    parser.add_argument("--since", type=datetime.fromisoformat,
+                        help="keep stops on or after this date (YYYY-MM-DD), e.g. the card's test period")
+    parser.add_argument("--min-department", type=int, default=100, help="fairness: minimum per department")
+    parser.add_argument("--min-group", type=int, default=20, help="fairness: minimum per group")
+    parser.add_argument("--max-gap", type=float, default=0.05, help="fairness: largest allowed gap (default 0.05)")
+    parser.add_argument("--min-outcomes", type=int, default=30, help="precision verdict: minimum outcomes")
+    parser.add_argument("--chunksize", type=int, default=500_000, help="CSV rows read at a time")
+    parser.add_argument("--quiet", action="store_true", help="no progress output on stderr")
+    args = parser.parse_args(argv)
+    sidecar = args.data.with_name(args.data.name.removesuffix(".csv") + ".truth.csv")
+    if args.truth is None and sidecar.is_file():
+        args.truth = sidecar  # pipeline.synthetic writes it next to the data
+    for name in ("data", "truth"):
+        path = getattr(args, name)
+        if path is not None and not path.is_file():
+            parser.error(f"--{name} {path} is not a file")
+    return args
+
+
+class Progress:
+    """Timestamped progress lines on stderr."""
+
+    def __init__(self, quiet: bool):
+        self.quiet, self.started = quiet, time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            print(f"[{time.perf_counter() - self.started:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def read_truth(path: Path, column: str | None) -> np.ndarray:
+    """The true probability of every row of the data file (a float column needs 8 bytes a row)."""
+    header = list(pd.read_csv(path, nrows=0).columns)
+    if column is None:
+        named = [c for c in TRUTH_NAMES if c in header]
+        column = header[0] if len(header) == 1 else (named[0] if named else None)
+    if column not in header:
+        raise ValueError(f"--truth {path} has columns {header}; name the probability column with --truth-column")
+    return pd.read_csv(path, usecols=[column], dtype={column: float})[column].to_numpy()
+
+
+def read_searched(args, progress) -> tuple[pd.DataFrame, int]:
+    """Raw text of the searched rows (with the aligned true probability when --truth is given) and rows read."""
+    header = pd.read_csv(args.data, nrows=0).columns
+    missing = [c for c in TRAINING_COLUMNS if c not in header]
+    if missing:
+        raise ValueError(f"{args.data} lacks the CTRP3 columns {missing}; expected {list(TRAINING_COLUMNS)}")
+    truth = read_truth(args.truth, args.truth_column) if args.truth else None
+    kept, rows_read = [], 0
+    with pd.read_csv(args.data, usecols=list(TRAINING_COLUMNS), dtype=str, chunksize=args.chunksize) as reader:
+        for chunk in reader:
+            rows_read += len(chunk)
+            if truth is not None:
+                if rows_read > len(truth):
+                    break  # reported below, once the reader is closed
+                chunk = chunk.assign(**{TRUTH_COLUMN: truth[rows_read - len(chunk):rows_read]})
+            kept.append(chunk[clean_frame_flag(chunk[SEARCHED]).to_numpy()])
+            progress(f"read {rows_read:,} rows, {sum(map(len, kept)):,} searched")
+    if truth is not None and len(truth) != rows_read:
+        raise ValueError(f"--truth {args.truth} has {len(truth):,} rows but --data has more or fewer; they must "
+                         "align row by row (regenerate both with pipeline.synthetic)")
+    if not rows_read:
+        raise ValueError(f"{args.data} has a header but no rows")
+    return pd.concat(kept, ignore_index=True), rows_read
+
+
+def load_rows(args, progress) -> tuple[pd.DataFrame, dict]:
+    """Searched, deduplicated, cleaned rows with a label (and the true probability when --truth is given)."""
+    raw, rows_read = read_searched(args, progress)
+    counts = {"rows_read": rows_read, "searched": len(raw)}
+    raw = raw.drop_duplicates(subset=list(TRAINING_COLUMNS), ignore_index=True)
+    counts["after_dedup"] = len(raw)
+    frame = clean_frame(raw[list(TRAINING_COLUMNS)])
+    if TRUTH_COLUMN in raw:
+        frame[TRUTH_COLUMN] = raw[TRUTH_COLUMN].to_numpy()
+    usable = frame[TARGET].notna() & frame["InterventionDateTime"].notna()
+    if args.since is not None:
+        usable &= frame["InterventionDateTime"] >= args.since
+    frame = frame[usable.to_numpy(dtype=bool)].reset_index(drop=True)
+    frame[TARGET] = frame[TARGET].astype(bool)
+    counts["evaluated"] = len(frame)
+    if not len(frame):
+        raise ValueError(f"no searched, labelled rows in {args.data}" + (f" since {args.since}" if args.since else ""))
+    return frame, counts
+
+
+def score(artifact, frame: pd.DataFrame, progress) -> np.ndarray:
+    """The artifact's probabilities for every row, in batches so progress shows on big files."""
+    parts = []
+    for start in range(0, len(frame), SCORE_BATCH):
+        batch = frame.iloc[start:start + SCORE_BATCH][list(OBSERVATION_FIELDS)]
+        parts.append(artifact.pipeline.predict_proba(batch)[:, 1])
+        progress(f"scored {min(start + SCORE_BATCH, len(frame)):,} of {len(frame):,} rows")
+    return np.concatenate(parts)
+
+
+def _fairness_part(counts, args) -> dict:
+    table = fairness.fairness_table(counts, args.min_department, args.min_group, args.max_gap)
+    gaps = fairness.gap_distribution(table)
+    return {"summary": fairness.fairness_summary(table, args.min_department, args.min_group, args.max_gap, 0.95),
+            "table": table, "pairwise_gaps": gaps, "histogram": fairness.gap_histogram(gaps)}
+
+
+def _population_part(card: dict, frame: pd.DataFrame) -> dict:
+    training = card.get("population") or {}
+    fields = [f for f in training if f in frame] or list(population.POPULATION_FIELDS)
+    counts = population.value_counts(frame, fields)
+    shares = population.shares_from_counts(counts)
+    if not training:
+        rows = [dict(row, training_pct=None, production_pct=row["training_pct"])
+                for row in population.population_table(shares, {})]
+        return {"known": False, "note": "the card has no training population; shares of the evaluated rows only",
+                "rows": rows, "psi": {}, "unseen_rate": {}}
+    return {"known": True, "rows": population.population_table(training, shares),
+            "psi": population.psi_by_field(training, shares), "unseen_rate": population.unseen_rate(training, counts)}
+
+
+def evaluate(artifact, frame: pd.DataFrame, scores: np.ndarray, args) -> dict:
+    """Every figure of the evaluation as one JSON-serialisable dict."""
+    truth = frame[TARGET].to_numpy(dtype=bool)
+    predicted = scores >= artifact.threshold
+    counts = metrics.confusion_counts(truth, predicted)
+    roc = metrics.roc_curve_points(truth, scores, max_points=500)
+    result = {
+        "performance": metrics.classification_report_from_counts(**counts),
+        "verdict": metrics.precision_verdict(counts["tp"], counts["fp"], minimum_outcomes=args.min_outcomes),
+        "auc": roc["auc"], "roc": roc, "base_rate": float(truth.mean()),
+        "sac_table": metrics.sac_table(metrics.sac_counts(frame["SearchAuthorizationCode"], truth, predicted)),
+        "fairness": {"model": _fairness_part(fairness.group_counts(frame, truth, predicted), args),
+                     "officers": _fairness_part(fairness.officer_counts(frame, truth), args)},
+        "population": _population_part(artifact.card, frame), "bayes": None}
+    if TRUTH_COLUMN in frame:
+        bayes = metrics.roc_curve_points(truth, frame[TRUTH_COLUMN].to_numpy(), max_points=500)
+        ratio = roc["auc"] / bayes["auc"] if bayes["auc"] and roc["auc"] is not None else None
+        result["bayes"] = {"auc": bayes["auc"], "ratio": ratio, "roc": bayes}
+    return result
+
+
+def _fmt(value, digits=3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _print_table(title: str, header: list[str], rows: list[list]) -> None:
+    cells = [header] + [[_fmt(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    print(f"\n{title}")
+    for index, row in enumerate(cells):
+        print("  " + "  ".join(cell.rjust(width) for cell, width in zip(row, widths)))
+        if index == 0:
+            print("  " + "  ".join("-" * width for width in widths))
+
+
+def print_report(result: dict) -> None:
+    """The evaluation as readable text tables on stdout."""
+    perf, c = result["performance"], result["performance"]["counts"]
+    _print_table("Confusion matrix (rows: true outcome)", ["", "predicted no", "predicted yes"],
+                 [["contraband no", c["tn"], c["fp"]], ["contraband yes", c["fn"], c["tp"]]])
+    _print_table("Performance (95% intervals)", ["metric", "value", "low", "high", "n"],
+                 [[name, perf[name]["value"], perf[name]["low"], perf[name]["high"], perf[name].get("n", "")]
+                  for name in ("precision", "recall", "f1", "accuracy")] + [["roc auc", result["auc"], "", "", ""]])
+    print(f"\nPrecision requirement: {result['verdict']['verdict']} ({result['verdict']['reason']})")
+    if result["bayes"]:
+        print(f"Bayes AUC {_fmt(result['bayes']['auc'])}; model AUC / Bayes AUC = {_fmt(result['bayes']['ratio'])}")
+    _print_table("Report table 4: predictions and outcomes by SearchAuthorizationCode",
+                 ["SAC", "pred True", "pred False", "outcome True", "outcome False", "hit rate", "precision"],
+                 [[r["sac"], r["predicted_true"], r["predicted_false"], r["outcome_true"], r["outcome_false"],
+                   r["hit_rate"]["value"], r["precision"]["value"]] for r in result["sac_table"]])
+    for who, part in result["fairness"].items():
+        summary = part["summary"]
+        _print_table(f"Fairness of the {who} (parameters {summary['parameters']})",
+                     ["attribute", "departments", "ok", "breaks rule", "clearly", "not enough data", "largest gap"],
+                     [[a, s["departments"], s["ok"], s["breaks_rule"], s["breaks_rule_clear"], s["not_enough_data"],
+                       s["largest_gap"]] for a, s in summary["by_attribute"].items()])
+    breaking = [e for e in result["fairness"]["model"]["table"] if e["status"] == "breaks rule"]
+    _print_table("Departments where the model breaks the 5-point rule", ["department", "attribute", "gap",
+                 "highest", "lowest", "gap interval", "clear"],
+                 [[e["department"], e["attribute"], e["max_gap"], e["highest_group"], e["lowest_group"],
+                   f"{e['gap_low']:.3f}..{e['gap_high']:.3f}", e["clear"]] for e in breaking])
+    pop = result["population"]
+    if not pop["known"]:
+        print(f"\nNote: {pop['note']}")
+    _print_table("Report table 6: population, training vs this file (%)", ["field", "value", "training", "here"],
+                 [[r["field"], r["value"], r["training_pct"], r["production_pct"]] for r in pop["rows"]
+                  if r["field"] != "Department Name" and r["field"] != "InterventionLocationName"])
+    _print_table("Population stability per field", ["field", "PSI", "band", "unseen rate"],
+                 [[f, v["psi"], v["band"], pop["unseen_rate"].get(f)] for f, v in pop["psi"].items()])
+
+
+def save_outputs(result: dict, out: Path) -> None:
+    """evaluation.json (strict JSON, no NaN) and the three PNGs."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "evaluation.json").write_text(json.dumps(result, indent=1, allow_nan=False) + "\n")
+    curves = [dict(result["roc"], label="model")]
+    if result["bayes"]:
+        curves.append(dict(result["bayes"]["roc"], label="true probability (Bayes)"))
+    plots.roc_png(curves, out / "roc.png", title="ROC curve on the evaluated rows")
+    series = {who: part["pairwise_gaps"] for who, part in result["fairness"].items()}
+    plots.gap_histogram_png(series, path=out / "fairness_gaps.png")
+    plots.population_png(result["population"]["rows"], out / "population.png",
+                         title="Population: training (model card) vs evaluated rows")
+
+
+def main(argv=None) -> int:
+    """Run the evaluation CLI; returns the process exit status."""
+    args = parse_args(argv)
+    progress = Progress(args.quiet)
+    try:
+        artifact = load_artifact(args.artifact)
+        frame, counts = load_rows(args, progress)
+    except (ArtifactError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    progress(f"{counts['evaluated']:,} searched, labelled rows to evaluate with model {artifact.version}")
+    result = evaluate(artifact, frame, score(artifact, frame, progress), args)
+    result = {"artifact": {"directory": str(args.artifact), "version": artifact.version,
+                           "threshold": artifact.threshold, "synthetic": artifact.card.get("synthetic")},
+              "data": {"file": str(args.data), "since": args.since.isoformat() if args.since else None,
+                       "rows": counts},
+              **result}
+    print_report(result)
+    save_outputs(result, args.out)
+    progress(f"wrote evaluation.json, roc.png, fairness_gaps.png and population.png to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
