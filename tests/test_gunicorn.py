@@ -1,0 +1,136 @@
+"""The service through a real gunicorn process with the project's gunicorn.conf.py, on SQLite and Postgres."""
+from __future__ import annotations
+
+import contextlib
+import os
+import runpy
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg2
+import pytest
+import requests
+
+from models import database, database_from_url
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "gunicorn.conf.py"
+HEROKU_WINDOW = 30  # seconds: Heroku's router timeout and its SIGTERM-to-SIGKILL grace period
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def server(migrated_database_url, tmp_path, request):
+    """gunicorn serving app:create_app() on a free loopback port; killed in a finalizer whatever happens."""
+    port = _free_port()
+    log_path = tmp_path / "gunicorn.log"
+    env = {k: v for k, v in os.environ.items() if k != "DYNO"}
+    env.update(PORT=str(port), WEB_CONCURRENCY="2", DATABASE_URL=migrated_database_url)
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", str(CONFIG), "--bind", f"127.0.0.1:{port}",
+             "app:create_app()"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def kill():
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    request.addfinalizer(kill)
+    _wait_healthy(process, f"http://127.0.0.1:{port}", log_path)
+    return process, f"http://127.0.0.1:{port}", migrated_database_url, log_path
+
+
+def _wait_healthy(process, base: str, log_path: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"gunicorn exited early:\n{log_path.read_text()}"
+        with contextlib.suppress(requests.ConnectionError):
+            if requests.get(f"{base}/health", timeout=5).status_code == 200:
+                return
+        time.sleep(0.2)
+    pytest.fail(f"gunicorn never became healthy:\n{log_path.read_text()}")
+
+
+def _rows(url: str) -> list[tuple]:
+    db = database_from_url(url)
+    try:
+        return db.execute_sql("SELECT observation_id, should_search, probability FROM prediction").fetchall()
+    finally:
+        db.close()
+
+
+def _postgres_connections(url: str) -> int:
+    """Open connections to this throwaway database, counted from the admin database."""
+    admin_url, name = url.rsplit("/", 1)
+    with contextlib.closing(psycopg2.connect(f"{admin_url}/postgres")) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                       (name,))
+        return cursor.fetchone()[0]
+
+
+def test_serves_logs_and_stops_gracefully(server, dry_run_requests):
+    """/health 200, a dry-run observation answered and logged once, access log on stdout, clean SIGTERM exit."""
+    process, base, url, log_path = server
+    id_, observation, _ = dry_run_requests[0]
+    response = requests.post(f"{base}/should_search", json={"observation_id": f"gunicorn-{id_}",
+                                                            "observation": observation}, timeout=10)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["observation_id"] == f"gunicorn-{id_}" and 0 <= answer["probability"] <= 1
+    rows = _rows(url)
+    assert len(rows) == 1 and rows[0][0] == f"gunicorn-{id_}"
+    assert bool(rows[0][1]) == answer["should_search"] and rows[0][2] == pytest.approx(answer["probability"])
+    if url.startswith("postgres"):
+        # Connections are opened per request and closed after it; the master (which preloaded the app) holds none.
+        assert _postgres_connections(url) == 0
+
+    began = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=HEROKU_WINDOW) == 0
+    assert time.monotonic() - began < HEROKU_WINDOW
+    log = log_path.read_text()
+    assert '"POST /should_search HTTP/1.1" 200' in log  # the access log line
+    assert "Shutting down" in log and "Traceback" not in log
+
+
+def _load_config(monkeypatch, **env) -> dict:
+    for key in ("PORT", "WEB_CONCURRENCY"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return runpy.run_path(str(CONFIG))
+
+
+def test_config_fits_heroku(monkeypatch):
+    """Bound to $PORT, WEB_CONCURRENCY workers, timeouts inside Heroku's 30 s, app (and model) preloaded once."""
+    config = _load_config(monkeypatch, PORT="6123", WEB_CONCURRENCY="3")
+    assert config["bind"] == "0.0.0.0:6123" and config["workers"] == 3
+    assert 0 < config["timeout"] < HEROKU_WINDOW
+    assert 0 < config["graceful_timeout"] < HEROKU_WINDOW
+    assert config["preload_app"] is True and config["worker_class"] == "sync"
+    assert config["accesslog"] == "-"
+    defaults = _load_config(monkeypatch)
+    assert defaults["bind"] == "0.0.0.0:5000" and defaults["workers"] == 2
+
+
+def test_pre_fork_closes_a_connection_the_master_opened(monkeypatch, tmp_path):
+    """A connection opened while preloading must not be inherited by the forked workers."""
+    config = _load_config(monkeypatch)
+    previous = database.obj
+    database.initialize(database_from_url(f"sqlite:///{tmp_path / 'master.sqlite3'}"))
+    try:
+        database.connect()
+        config["pre_fork"](None, None)
+        assert database.is_closed()
+        config["pre_fork"](None, None)  # nothing open: still fine
+    finally:
+        database.initialize(previous)
