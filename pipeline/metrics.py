@@ -188,15 +188,14 @@ def roc_auc(y_true, scores):
     return roc_curve_points(y_true, scores)["auc"]
 
 
-def _feasible(table, min_precision, margin, criterion, confidence):
+def _constrained_precision(table, criterion, confidence):
+    """Per threshold, the precision the constraint is applied to: the point value or its Wilson lower bound."""
     predicted = (table["tp"] + table["fp"]).to_numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(predicted > 0, table["tp"] / predicted, np.nan)
     if criterion == "point":
-        return precision >= min_precision + margin, precision
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(predicted > 0, table["tp"] / predicted, np.nan)
     if criterion == "wilson":
-        low, _ = wilson_interval(table["tp"].to_numpy(), predicted, confidence)
-        return low >= min_precision + margin, precision
+        return wilson_interval(table["tp"].to_numpy(), predicted, confidence)[0]
     raise ValueError(f"criterion must be 'point' or 'wilson', not {criterion!r}")
 
 
@@ -210,16 +209,19 @@ def select_threshold(y_true, scores, min_precision=0.5, margin=0.0, criterion="p
       stricter when few searches are recommended.
     Among feasible thresholds the one with the highest recall wins; ties go to the higher threshold (same hits,
     fewer searches). Predictions are positive when ``score >= threshold``. When none is feasible this raises
-    ThresholdError, or with ``raise_if_infeasible=False`` returns ``feasible=False`` and ``threshold=None``.
+    ThresholdError, or with ``raise_if_infeasible=False`` returns ``feasible=False``, ``threshold=None`` and
+    ``best_precision``, the best value of the constrained measure (point precision or its Wilson lower bound).
     """
     values, positives, negatives = _per_score_counts(y_true, scores)
     table = operating_points(positives, negatives, values)
-    ok, precision = _feasible(table, min_precision, margin, criterion, confidence)
+    constrained = _constrained_precision(table, criterion, confidence)
+    ok = np.nan_to_num(constrained, nan=-1.0) >= min_precision + margin
     settings = {"min_precision": min_precision, "margin": margin, "criterion": criterion, "confidence": confidence}
     if not ok.any():
-        best = float(np.nanmax(precision)) if np.isfinite(precision).any() else None
-        message = (f"no threshold reaches precision {min_precision} + margin {margin} ({criterion}); the best "
-                   f"precision at any threshold is {best}. Lower the margin or improve the model.")
+        best = float(np.nanmax(constrained)) if np.isfinite(constrained).any() else None
+        measure = "precision" if criterion == "point" else f"{confidence:.0%} Wilson lower bound of precision"
+        message = (f"no threshold reaches precision {min_precision} + margin {margin}: the best {measure} at any "
+                   f"threshold is {best}. Lower the margin, use more validation data or improve the model.")
         if raise_if_infeasible:
             raise ThresholdError(message)
         return dict(settings, feasible=False, threshold=None, reason=message, best_precision=best)

@@ -129,7 +129,7 @@ def test_select_threshold_with_the_wilson_criterion():
     # 400/700 has Wilson lower bound 0.534; 400/800 has 0.465, so 0.3 is kept and 0.2 refused
     result = select_threshold(labels, scores, min_precision=0.5, criterion="wilson")
     assert result["threshold"] == 0.3 and result["precision_low"] >= 0.5
-    with pytest.raises(ThresholdError, match="best precision"):
+    with pytest.raises(ThresholdError, match="Wilson lower bound"):
         select_threshold(LABELS, SCORES, min_precision=0.5, criterion="wilson")  # 8 rows prove nothing
 
 
@@ -141,6 +141,8 @@ def test_select_threshold_reports_infeasibility():
     result = select_threshold(labels, scores, min_precision=0.6, raise_if_infeasible=False)
     assert result["feasible"] is False and result["threshold"] is None
     assert result["best_precision"] == pytest.approx(0.5)
+    wilson = select_threshold(labels, scores, min_precision=0.6, criterion="wilson", raise_if_infeasible=False)
+    assert wilson["best_precision"] == pytest.approx(max(wilson_by_formula(1, 2)[0], wilson_by_formula(2, 5)[0]))
 
 
 def test_sac_table_counts_predictions_and_outcomes_per_code():
