@@ -1,7 +1,8 @@
-"""The service through a real gunicorn process with the project's gunicorn.conf.py, on SQLite and Postgres."""
+"""The service through a real gunicorn process (gunicorn.conf.py, SQLite and Postgres), and the files that start it."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import runpy
 import signal
@@ -134,3 +135,49 @@ def test_pre_fork_closes_a_connection_the_master_opened(monkeypatch, tmp_path):
         config["pre_fork"](None, None)  # nothing open: still fine
     finally:
         database.initialize(previous)
+
+
+# Every way of starting the service must use the same config file and app factory.
+START = 'gunicorn --config gunicorn.conf.py "app:create_app()"'
+
+
+def _dockerfile() -> list[str]:
+    """Dockerfile instructions with continuation lines joined."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_procfile_runs_gunicorn_and_releases_migrations():
+    """Heroku: web on the config file, release applies migrations before the new code serves."""
+    entries = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
+    assert entries == {"web": START, "release": "python -m migrations"}
+
+
+def test_dockerfile_key_properties():
+    """No Docker engine here, so check statically: slim 3.11 base, pinned install, non-root, HEALTHCHECK, gunicorn."""
+    lines = _dockerfile()
+    assert lines[0] == "FROM python:3.11-slim"
+    assert any(line.startswith("RUN pip install") and "-r requirements.txt" in line for line in lines)
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users and users[-1] not in ("root", "0")
+    health = next(line for line in lines if line.startswith("HEALTHCHECK"))
+    assert "/health" in health and "python" in health and "curl" not in health
+    cmd = next(line for line in reversed(lines) if line.startswith("CMD "))
+    assert json.loads(cmd[4:]) == ["gunicorn", "--config", "gunicorn.conf.py", "app:create_app()"]
+    assert any(line.startswith("ENV") and "PORT=" in line for line in lines)
+
+
+def test_dockerignore_keeps_local_state_out_of_the_image():
+    """The virtualenv, git history, caches, local databases and bench output never enter the build context."""
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    assert {".venv", ".git", "instance/", "bench/out/", ".pytest_cache", "**/__pycache__"} <= ignored
+
+
+def test_make_and_ci_use_the_same_commands():
+    """make run starts the same gunicorn command; .ci/run runs exactly make test."""
+    makefile = (ROOT / "Makefile").read_text()
+    assert START.replace("gunicorn ", "$(VENV)/bin/gunicorn ", 1) in makefile
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert ci[0] == "#!/usr/bin/env bash" and "set -euo pipefail" in ci
+    assert [line for line in ci if line.startswith("make")] == ["make test"]
+    assert os.access(ROOT / ".ci" / "run", os.X_OK)
