@@ -157,7 +157,9 @@ def _population_part(card: dict, frame: pd.DataFrame) -> dict:
         return {"known": False, "note": "the card has no training population; shares of the evaluated rows only",
                 "rows": rows, "psi": {}, "unseen_rate": {}}
     return {"known": True, "rows": population.population_table(training, shares),
-            "psi": population.psi_by_field(training, shares), "unseen_rate": population.unseen_rate(training, counts)}
+            "psi": population.psi_by_field(training, shares, training_rows=card.get("population_rows"),
+                                           production_rows=len(frame)),
+            "unseen_rate": population.unseen_rate(training, counts)}
 
 
 def evaluate(artifact, frame: pd.DataFrame, scores: np.ndarray, args) -> dict:
@@ -227,8 +229,9 @@ def print_report(result: dict) -> None:
     _print_table("Report table 6: population, training vs this file (%)", ["field", "value", "training", "here"],
                  [[r["field"], r["value"], r["training_pct"], r["production_pct"]] for r in pop["rows"]
                   if r["field"] != "Department Name" and r["field"] != "InterventionLocationName"])
-    _print_table("Population stability per field", ["field", "PSI", "band", "unseen rate"],
-                 [[f, v["psi"], v["band"], pop["unseen_rate"].get(f)] for f, v in pop["psi"].items()])
+    _print_table("Population stability per field (noise floor: PSI expected from sampling alone)",
+                 ["field", "PSI", "band", "noise floor", "unseen rate"],
+                 [[f, v["psi"], v["band"], v["noise_floor"], pop["unseen_rate"].get(f)] for f, v in pop["psi"].items()])
 
 
 def save_outputs(result: dict, out: Path) -> None:
@@ -241,7 +244,7 @@ def save_outputs(result: dict, out: Path) -> None:
     plots.roc_png(curves, out / "roc.png", title="ROC curve on the evaluated rows")
     series = {who: part["pairwise_gaps"] for who, part in result["fairness"].items()}
     plots.gap_histogram_png(series, path=out / "fairness_gaps.png")
-    plots.population_png(result["population"]["rows"], out / "population.png",
+    plots.population_png(result["population"]["rows"], out / "population.png", labels=("training", "evaluated"),
                          title="Population: training (model card) vs evaluated rows")
 
 

@@ -85,27 +85,31 @@ def gap_histogram_png(series: dict, bin_width=0.05, path=None,
     return _png(figure, path)
 
 
-def population_png(rows, path=None, title="Population: training vs production", max_values=8) -> bytes:
-    """Horizontal bars of each field's value shares in training and production (rows of ``population_table``).
+def population_png(rows, path=None, title="Population: training vs production", max_values=8,
+                   labels=("training", "production")) -> bytes:
+    """Horizontal bars of each field's value shares on both sides (rows of ``population.population_table``).
 
-    Each field shows at most ``max_values`` values (the largest in training first).
+    Each field shows at most ``max_values`` values, in the rows' order; a side with no shares at all (e.g. a card
+    without a training population) is left out rather than drawn as empty bars.
     """
     fields = list(dict.fromkeys(row["field"] for row in rows))
     longest = max([sum(row["field"] == field for row in rows) for field in fields] + [1])
-    row_height = 0.8 + 0.35 * min(longest, max_values)
-    figure = Figure(figsize=(10, max(3.0, row_height * ((len(fields) + 1) // 2))))
+    row_height = 1.0 + 0.3 * min(longest, max_values)
+    figure = Figure(figsize=(10, max(3.0, row_height * ((len(fields) + 1) // 2))), layout="constrained")
     if not fields:
         _no_data(figure.add_subplot(), "no population data")
         return _png(figure, path)
+    sides = [(key, label) for key, label in zip(("training_pct", "production_pct"), labels)
+             if any(row[key] is not None for row in rows)]
     columns = 2 if len(fields) > 1 else 1
     grid = figure.subplots((len(fields) + columns - 1) // columns, columns, squeeze=False)
+    height = 0.8 / max(1, len(sides))
     for axes, field in zip(grid.flat, fields):
         subset = [row for row in rows if row["field"] == field][:max_values]
         positions = np.arange(len(subset))
-        training = [row["training_pct"] or 0.0 for row in subset]
-        production = [row["production_pct"] or 0.0 for row in subset]
-        axes.barh(positions - 0.2, training, height=0.4, label="training")
-        axes.barh(positions + 0.2, production, height=0.4, label="production")
+        for index, (key, label) in enumerate(sides):
+            offset = (index - (len(sides) - 1) / 2) * height
+            axes.barh(positions + offset, [row[key] or 0.0 for row in subset], height=height, label=label)
         axes.set_yticks(positions, [str(row["value"])[:24] for row in subset])
         axes.invert_yaxis()
         axes.set(title=field, xlabel="Share of rows (%)", xlim=(0, 100))
@@ -113,5 +117,4 @@ def population_png(rows, path=None, title="Population: training vs production", 
     for axes in list(grid.flat)[len(fields):]:
         axes.set_visible(False)
     figure.suptitle(title)
-    figure.tight_layout()
     return _png(figure, path)

@@ -69,13 +69,34 @@ def psi_band(psi) -> str | None:
     return next(name for limit, name in PSI_BANDS if psi < limit)
 
 
-def psi_by_field(training_shares: dict, production_shares: dict, epsilon=1e-4) -> dict:
-    """{field: {"psi", "band"}} for every field present on both sides."""
+def psi_noise_floor(values: int, expected_rows: int, actual_rows: int) -> float | None:
+    """PSI expected from sampling alone when both samples come from the same population.
+
+    PSI is the symmetric (Jeffreys) divergence, so under no shift n * PSI, with 1/n = 1/expected_rows +
+    1/actual_rows, is approximately chi-squared with values - 1 degrees of freedom: its mean is
+    (values - 1) * (1/expected_rows + 1/actual_rows). A PSI near this floor is noise, whatever its band;
+    fields with many values (departments, locations) and small samples have a high floor.
+    """
+    if values < 1 or not expected_rows or not actual_rows:
+        return None
+    return (values - 1) * (1 / expected_rows + 1 / actual_rows)
+
+
+def psi_by_field(training_shares: dict, production_shares: dict, epsilon=1e-4, training_rows=None,
+                 production_rows=None) -> dict:
+    """{field: {"psi", "band", "noise_floor"}} for every field present on both sides.
+
+    ``noise_floor`` (see ``psi_noise_floor``) needs the row counts behind the shares: ``training_rows`` (an int,
+    e.g. the card's population_rows) and ``production_rows`` (an int or {field: rows}); otherwise it is None.
+    """
     result = {}
     for field in training_shares:
         if field in production_shares:
             psi = population_stability_index(training_shares[field], production_shares[field], epsilon)
-            result[field] = {"psi": psi, "band": psi_band(psi)}
+            rows = production_rows.get(field) if isinstance(production_rows, dict) else production_rows
+            values = len(set(training_shares[field]) | set(production_shares[field]))
+            result[field] = {"psi": psi, "band": psi_band(psi),
+                             "noise_floor": psi_noise_floor(values, training_rows, rows)}
     return result
 
 

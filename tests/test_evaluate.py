@@ -53,7 +53,8 @@ def files(tmp_path_factory):
     model.fit(clean[list(OBSERVATION_FIELDS)], clean[TARGET].astype(bool))
     training = clean.iloc[: len(clean) // 2]  # a training population that differs from the evaluated rows
     card = {"version": "test-eval", "threshold": THRESHOLD, "synthetic": True,
-            "population": value_shares(training, ["SubjectRaceCode", "SubjectAge", "Department Name"])}
+            "population": value_shares(training, ["SubjectRaceCode", "SubjectAge", "Department Name"]),
+            "population_rows": len(training)}
     save_artifact(model, card, directory / "artifact")
     return {"dir": directory, "searched": clean, "truth": truth, "model": model}
 
@@ -90,6 +91,10 @@ def test_cli_end_to_end_matches_an_independent_computation(files, tmp_path, caps
     assert result["population"]["known"] is True
     assert set(result["population"]["psi"]) == {"SubjectRaceCode", "SubjectAge", "Department Name"}
     assert result["population"]["unseen_rate"]["Department Name"] > 0  # departments only in the second half
+    race = result["population"]["psi"]["SubjectRaceCode"]
+    race_values = {row["value"] for row in result["population"]["rows"] if row["field"] == "SubjectRaceCode"}
+    half = len(searched) // 2
+    assert race["noise_floor"] == pytest.approx((len(race_values) - 1) * (1 / half + 1 / len(searched)))
     for name in ("roc.png", "fairness_gaps.png", "population.png"):
         content = (tmp_path / name).read_bytes()
         assert content.startswith(PNG_SIGNATURE) and len(content) > 5000

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.population import (population_stability_index, population_table, psi_band, psi_by_field,
+from pipeline.population import (population_stability_index, population_table, psi_band, psi_by_field, psi_noise_floor,
                                  unseen_rate, value_counts, value_shares)
 
 
@@ -66,3 +66,22 @@ def test_unseen_rate_counts_new_values_but_not_missing_ones():
     production = {"Department Name": {"A": 5, "C": 3, "(missing)": 2},
                   "StatuteReason": {"Speed Related": 4}, "Other": {"x": 1}}
     assert unseen_rate(training, production) == {"Department Name": 0.3, "StatuteReason": 0.0, "Other": None}
+
+
+def test_noise_floor_is_the_mean_psi_of_samples_from_one_population():
+    rng = np.random.default_rng(11)
+    shares = np.array([0.4, 0.3, 0.15, 0.1, 0.05])
+    values = [str(v) for v in range(shares.size)]
+
+    def sample(rows):
+        counts = rng.multinomial(rows, shares)
+        return {v: c / rows for v, c in zip(values, counts) if c}
+
+    psis = [population_stability_index(sample(2000), sample(500)) for _ in range(400)]
+    floor = psi_noise_floor(shares.size, 2000, 500)
+    assert floor == pytest.approx(4 * (1 / 2000 + 1 / 500))
+    assert np.mean(psis) == pytest.approx(floor, rel=0.15)
+    assert psi_noise_floor(3, 0, 10) is None
+    result = psi_by_field({"f": {"A": 0.5, "B": 0.5}}, {"f": {"A": 0.6, "B": 0.4}}, training_rows=1000,
+                          production_rows={"f": 100})
+    assert result["f"]["noise_floor"] == pytest.approx(1 / 1000 + 1 / 100)
