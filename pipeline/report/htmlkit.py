@@ -23,12 +23,14 @@ def element(tag: str, *children, **attributes) -> Raw:
     return Raw(f"<{tag}{attrs}>{''.join(text(child) for child in children)}</{tag}>")
 
 
-def table(headers: list, rows: list[list], caption: str | None = None, numeric_from: int = 1) -> Raw:
-    """A table; columns from ``numeric_from`` on are right-aligned (they hold numbers)."""
+def table(headers: list, rows: list[list], caption: str | None = None, numeric_from: int = 1,
+          numeric_to: int | None = None) -> Raw:
+    """A table; columns ``numeric_from`` to ``numeric_to`` (exclusive; default: the last) are right-aligned."""
+    numeric_to = len(headers) if numeric_to is None else numeric_to
     head = element("tr", *(Raw(element("th", h)) for h in headers))
     body = []
     for row in rows:
-        cells = [element("td", cell, class_="num" if i >= numeric_from else None) for i, cell in enumerate(row)]
+        cells = [element("td", cell, class_="num" if numeric_from <= i < numeric_to else None) for i, cell in enumerate(row)]
         body.append(element("tr", *cells))
     parts = [element("caption", caption)] if caption else []
     parts += [element("thead", head), element("tbody", *body)]
@@ -55,6 +57,11 @@ def number(value, digits: int = 3) -> str:
 def percent(value, digits: int = 1) -> str:
     """A fraction as a percentage, or an em dash."""
     return "\u2014" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def points(value, digits: int = 1) -> str:
+    """A difference of fractions in percentage points, or an em dash."""
+    return "\u2014" if value is None else f"{100 * value:.{digits}f} pts"
 
 
 def interval(measured: dict | None, as_percent: bool = True) -> str:

@@ -14,6 +14,8 @@ DEFAULT_NOTE = ("Officers ask only about stops they already suspect. A model tha
                 "every request, or for every request with a given SearchAuthorizationCode, is repeating the "
                 "officer's suspicion instead of predicting contraband (the previous model's failure, report table 4).")
 ROC_POINTS = 400
+# "By default" thresholds: the previous model recommended ~98% of searched stops (report table 1: 4855 of 4999).
+DEFAULT_SHARE, DEFAULT_SHARE_PER_CODE, DEFAULT_MIN_REQUESTS = 0.9, 0.95, 30
 
 
 def _int(value) -> int:
@@ -58,11 +60,27 @@ def confusion(decisions: pd.DataFrame) -> dict:
     return {"tn": cell(False, False), "fp": cell(True, False), "fn": cell(False, True), "tp": cell(True, True)}
 
 
+def _default_verdict(overall: dict, by_sac: dict) -> str:
+    """"yes" when even the interval's low end of the recommended share is >= 90%; "for some codes" when a code
+    with enough requests has it >= 95%; "no" otherwise (or "not enough requests yet")."""
+    if overall["n"] < DEFAULT_MIN_REQUESTS:
+        return "not enough requests yet"
+    if overall["low"] >= DEFAULT_SHARE:
+        return "yes"
+    if any(m["n"] >= DEFAULT_MIN_REQUESTS and m["low"] >= DEFAULT_SHARE_PER_CODE for m in by_sac.values()):
+        return "for some codes"
+    return "no"
+
+
 def _search_by_default(decisions: pd.DataFrame) -> dict:
     totals = decisions.groupby("sac", sort=True)["count"].sum()
     recommended = decisions[decisions["should_search"]].groupby("sac")["count"].sum()
-    return {"overall": rate(_int(recommended.sum()), _int(totals.sum())),
-            "by_sac": {str(sac): rate(_int(recommended.get(sac, 0)), _int(total)) for sac, total in totals.items()},
+    overall = rate(_int(recommended.sum()), _int(totals.sum()))
+    by_sac = {str(sac): rate(_int(recommended.get(sac, 0)), _int(total)) for sac, total in totals.items()}
+    rule = (f"\"yes\" when the 95% interval of the recommended share lies at or above {DEFAULT_SHARE:.0%}; \"for "
+            f"some codes\" when it lies at or above {DEFAULT_SHARE_PER_CODE:.0%} for a code with at least "
+            f"{DEFAULT_MIN_REQUESTS} requests")
+    return {"overall": overall, "by_sac": by_sac, "verdict": _default_verdict(overall, by_sac), "rule": rule,
             "note": DEFAULT_NOTE}
 
 

@@ -1,9 +1,13 @@
 """The report as one self-contained HTML page: the answers first, then tables 1, 4, 6 and figures 1, 3-4."""
 from __future__ import annotations
 
-from pipeline.report.htmlkit import Raw, definition_list, element, figure, interval, number, percent, table
+from pipeline.report.htmlkit import (Raw, definition_list, element, figure, interval, number, percent, points,
+                                     table)
 from pipeline.report.render_tables import fairness_html, population_html
 from pipeline.report.style import PAGE_STYLE
+
+
+DEFAULT_CLASS = {"yes": "bad", "for some codes": "unknown", "no": "good"}
 
 
 def _section(anchor: str, title: str, *children) -> Raw:
@@ -17,7 +21,8 @@ def _verdict_class(verdict: str) -> str:
 def _answers(report: dict) -> Raw:
     perf, fair, pop, vol = report["performance"], report["fairness"], report["population"], report["volume"]
     verdict = perf["precision_requirement"]
-    default = perf["search_by_default"]["overall"]
+    by_default = perf["search_by_default"]
+    default = by_default["overall"]
     clear = [e for e in fair["breaking_rule"] if e["clear"]]
     evaluated = sum(s["evaluated"] for s in fair["model"]["summary"]["by_attribute"].values())
     worst = max(pop["psi"].items(), key=lambda kv: kv[1]["psi"] or 0, default=None)
@@ -27,11 +32,12 @@ def _answers(report: dict) -> Raw:
         ("Is precision still at least 0.5?",
          element("span", verdict["verdict"], class_=_verdict_class(verdict["verdict"])),
          f" precision {interval(verdict['precision'])}; {verdict['reason']}"),
-        ("Is the model answering \"search\" by default?", "",
-         f"it recommended a search for {interval(default)} of requests (per code in table 4)"),
+        ("Is the model answering \"search\" by default?",
+         element("span", by_default["verdict"], class_=DEFAULT_CLASS.get(by_default["verdict"], "unknown")),
+         f" it recommended a search for {interval(default)} of requests (per code in section 2 and table 4)"),
         ("Is it fair within each department?", "",
-         f"{len(fair['breaking_rule'])} department/attribute pairs break the {percent(fair['parameters']['max_gap'], 0)}"
-         f" rule ({len(clear)} clearly) out of {evaluated} with enough data"),
+         f"{len(fair['breaking_rule'])} department/attribute pairs break the "
+         f"{points(fair['parameters']['max_gap'], 0)} rule ({len(clear)} clearly) out of {evaluated} with enough data"),
         ("Has the population moved away from training?", "", shift),
         ("How much evidence is there?", "",
          f"{vol['requests']} requests, {vol['labelled']} with outcomes ({percent(vol['label_coverage']['value'])})"),
@@ -75,7 +81,9 @@ def _performance(perf: dict) -> Raw:
                             f" Precision requirement (>= {verdict['target']}): {verdict['reason']}.", class_="verdict"),
                     element("div", matrix, scores, class_="row"),
                     element("p", perf["recall_note"], class_="note"),
-                    default, element("p", perf["search_by_default"]["note"], class_="note"))
+                    default, element("p", perf["search_by_default"]["note"], " Verdict: ",
+                                     perf["search_by_default"]["verdict"], " (", perf["search_by_default"]["rule"],
+                                     ").", class_="note"))
 
 
 def _sac(rows: list[dict]) -> Raw:

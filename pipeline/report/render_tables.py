@@ -1,7 +1,7 @@
 """HTML for the fairness (section 5) and population (section 6) parts of the report page."""
 from __future__ import annotations
 
-from pipeline.report.htmlkit import Raw, element, figure, number, percent, table
+from pipeline.report.htmlkit import Raw, element, figure, number, percent, points, table
 
 ATTRIBUTE_LABELS = {"SubjectRaceCode": "race", "SubjectEthnicityCode": "ethnicity", "SubjectSexCode": "sex",
                     "SubjectAgeGroup": "age group"}
@@ -12,13 +12,18 @@ def _groups(entry: dict) -> str:
                      f"n={g['n']}{'' if g['eligible'] else ' (too few)'}" for g in entry["groups"])
 
 
+def _gap_interval(entry: dict) -> str:
+    if entry["gap_low"] is None:
+        return "\u2014"
+    return f"{100 * entry['gap_low']:.1f} to {100 * entry['gap_high']:.1f} pts"
+
+
 def _entries(entries: list[dict], caption: str) -> Raw:
     rows = [[e["department"], ATTRIBUTE_LABELS.get(e["attribute"], e["attribute"]), e["n"], e["status"],
-             percent(e["max_gap"]),
-             "" if e["gap_low"] is None else f"{percent(e['gap_low'])} - {percent(e['gap_high'])}", _groups(e)]
+             points(e["max_gap"]), _gap_interval(e), _groups(e)]
             for e in entries]
     return table(["department", "attribute", "n", "status", "largest gap", "gap 95% interval",
-                  "precision per group [95% CI] n"], rows, caption=caption, numeric_from=2)
+                  "precision per group [95% CI] n"], rows, caption=caption, numeric_from=2, numeric_to=6)
 
 
 def _summary(fairness: dict) -> Raw:
@@ -27,7 +32,7 @@ def _summary(fairness: dict) -> Raw:
         for attribute, s in fairness[side]["summary"]["by_attribute"].items():
             rows.append([side, ATTRIBUTE_LABELS.get(attribute, attribute), s["departments"], s["evaluated"],
                          s["ok"], s["breaks_rule"], s["breaks_rule_clear"], s["not_enough_data"],
-                         percent(s["largest_gap"])])
+                         points(s["largest_gap"])])
     return table(["decisions of", "attribute", "departments", "with enough data", "ok", "break rule",
                   "break rule clearly", "not enough data", "largest gap"], rows, numeric_from=2,
                  caption="Departments per attribute and status")
@@ -37,19 +42,19 @@ def fairness_html(fairness: dict, png: bytes | None) -> Raw:
     """Section 5: departments breaking the rule, the status summary, figure 3-4 and the detailed tables."""
     params = fairness["parameters"]
     breaking = fairness["breaking_rule"]
-    rows = [[b["department"], ATTRIBUTE_LABELS.get(b["attribute"], b["attribute"]), b["n"], percent(b["max_gap"]),
-             f"{percent(b['gap_low'])} - {percent(b['gap_high'])}", f"{b['highest_group']} vs {b['lowest_group']}",
-             "yes" if b["clear"] else "not yet"] for b in breaking]
+    rows = [[b["department"], ATTRIBUTE_LABELS.get(b["attribute"], b["attribute"]), b["n"], points(b["max_gap"]),
+             _gap_interval(b), f"{b['highest_group']} vs {b['lowest_group']}", "yes" if b["clear"] else "not yet"]
+            for b in breaking]
     evaluated = [e for e in fairness["model"]["table"] if e["status"] != "not enough data"]
     lacking = len(fairness["model"]["table"]) - len(evaluated)
     return element(
         "section", element("h2", "5. Fairness within each department"),
         element("p", f"Rule: within a department, precision of the groups of each protected attribute differs by at "
-                     f"most {percent(params['max_gap'], 0)}. Counted: {params['counted']}; a department needs "
+                     f"most {points(params['max_gap'], 0)}. Counted: {params['counted']}; a department needs "
                      f"{params['min_department']} and a group {params['min_group']} (query parameters "
                      "min_department and min_group). ", fairness["baseline_note"], class_="note"),
         table(["department", "attribute", "n", "largest gap", "gap 95% interval", "groups", "clear breach"], rows,
-              caption="Departments breaking the rule, with enough data to say so", numeric_from=2),
+              caption="Departments breaking the rule, with enough data to say so", numeric_from=2, numeric_to=5),
         element("p", fairness["breaking_note"], class_="note"),
         _summary(fairness),
         figure(png, "gap distributions", "Figures 3-4: distribution of precision gaps between groups of the same "
@@ -76,7 +81,8 @@ def population_html(population: dict, png: bytes | None) -> Raw:
     return element(
         "section", element("h2", "6. Population shift against the training population"),
         element("p", population["note"], class_="note" if population["known"] else "note warn"),
-        table(["field", "PSI", "reading", "unseen categories"], fields, caption="Shift per field"),
+        table(["field", "PSI", "reading", "unseen categories"], fields, caption="Shift per field")
+        if population["known"] else "",
         figure(png, "population shares", "Shares of each value, training against production."),
         table(["field", "value", "training %", "production %"], rows, numeric_from=2,
               caption=f"Table 6: value shares ({population['requests']} production requests)"),
