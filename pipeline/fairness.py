@@ -68,7 +68,9 @@ def _as_table(counts) -> pd.DataFrame:
     if missing:
         raise KeyError(f"count table lacks columns {sorted(missing)}; expected {list(TABLE_COLUMNS)}")
     table = table.astype({c: np.int64 for c in COUNT_COLUMNS})
-    return table.astype({"department": object, "attribute": object, "group": object})
+    table = table.astype({"department": object, "attribute": object, "group": object})
+    # SQL gives NULL for a missing value; it must land in the uncompared bucket, not vanish in a groupby
+    return table.fillna({"department": MISSING, "group": MISSING})
 
 
 def _newcombe_difference(high_group: dict, low_group: dict):

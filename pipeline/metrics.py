@@ -42,8 +42,9 @@ def wilson_interval(successes, trials, confidence=0.95):
         denominator = 1 + z * z / n
         centre = (p + z * z / (2 * n)) / denominator
         half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    low = np.where(n > 0, np.clip(centre - half, 0.0, 1.0), np.nan)
-    high = np.where(n > 0, np.clip(centre + half, 0.0, 1.0), np.nan)
+    # the bounds are exactly 0 at k = 0 and 1 at k = n; rounding would otherwise leave 3e-18 there
+    low = np.where(n > 0, np.where(k <= 0, 0.0, np.clip(centre - half, 0.0, 1.0)), np.nan)
+    high = np.where(n > 0, np.where(k >= n, 1.0, np.clip(centre + half, 0.0, 1.0)), np.nan)
     if low.ndim == 0:
         return float(low), float(high)
     return low, high
@@ -250,6 +251,9 @@ def sac_table(counts, confidence=0.95) -> list[dict]:
     rate (true outcome rate) and the precision of the model's recommendations for that code, with intervals.
     """
     frame = pd.DataFrame(counts, columns=["sac", "predicted", "actual", "count"])
+    if frame[["predicted", "actual"]].isna().any().any():
+        raise ValueError("sac_table needs rows with an outcome: predicted and actual must not be null")
+    frame["sac"] = frame["sac"].astype(object).fillna("(missing)")
     frame["predicted"] = frame["predicted"].astype(bool)
     frame["actual"] = frame["actual"].astype(bool)
     cells = frame.groupby(["sac", "predicted", "actual"])["count"].sum()

@@ -130,3 +130,13 @@ def test_a_gap_of_exactly_the_limit_is_ok():
                           columns=["department", "attribute", "group", "tp", "fp"])
     entry = fairness_table(counts, max_gap=0.05)[0]
     assert entry["max_gap"] == 0.05 and entry["status"] == "ok"  # 0.55 - 0.50 in floats is 0.0500000000000000444
+
+
+def test_null_groups_from_sql_are_counted_but_never_compared():
+    counts = [{"department": "D", "attribute": RACE, "group": "W", "tp": 60, "fp": 40},
+              {"department": "D", "attribute": RACE, "group": "B", "tp": 58, "fp": 42},
+              {"department": "D", "attribute": RACE, "group": None, "tp": 0, "fp": 100}]
+    entry = fairness_table(counts)[0]
+    assert entry["n"] == 300 and entry["eligible_groups"] == 2 and entry["status"] == "ok"
+    assert entry["groups"][-1] == {"group": "(missing)", "n": 100, "hits": 0, "precision": 0.0,
+                                   "low": 0.0, "high": pytest.approx(wilson_interval(0, 100)[1]), "eligible": False}

@@ -25,6 +25,7 @@ def test_wilson_matches_hand_computation():
     assert wilson_interval(5, 10) == pytest.approx((0.236593, 0.763407), abs=1e-6)
     # 0 of 10: the lower end is 0 and the upper z^2/n / (1 + z^2/n) = 0.384146 / 1.384146
     assert wilson_interval(0, 10) == pytest.approx((0.0, 0.277533), abs=1e-6)
+    assert wilson_interval(0, 100)[0] == 0.0 and wilson_interval(100, 100)[1] == 1.0  # exact, not 3e-18 off
     assert wilson_interval(37, 113, 0.9) == pytest.approx(wilson_by_formula(37, 113, 1.6448536269514722))
 
 
@@ -164,3 +165,7 @@ def test_sac_table_accepts_sql_style_records():
                {"sac": "O", "predicted": True, "actual": False, "count": 3}]
     row = next(r for r in sac_table(records) if r["sac"] == "O")
     assert row["predicted_true"] == 10 and row["hit_rate"]["value"] == 0.7
+    with_null = records + [{"sac": None, "predicted": False, "actual": True, "count": 2}]
+    assert next(r for r in sac_table(with_null) if r["sac"] == "(missing)")["outcome_true"] == 2
+    with pytest.raises(ValueError, match="outcome"):
+        sac_table([{"sac": "C", "predicted": True, "actual": None, "count": 1}])
