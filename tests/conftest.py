@@ -8,7 +8,9 @@ Reusable by every test module:
 - ``app`` / ``client``: the service on ``migrated_database_url`` and its Flask test client;
 - ``log_counts``: a function returning {"prediction": n, "outcome": n} for the app's database;
 - ``dry_run_requests``: the 223 dry-run requests as (id, observation dict, true_class or None);
-- ``dry_run_bodies``: the same as (id, raw request body exactly as sent, true_class or None).
+- ``dry_run_bodies``: the same as (id, raw request body exactly as sent, true_class or None);
+- ``assert_error``: the one assertion of the JSON error shape;
+- ``live_server``: a real gunicorn (gunicorn.conf.py) on ``migrated_database_url``; yields its base URL.
 
 Postgres comes from TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test). When it is
 unreachable its tests are skipped, except under CI=true, where they fail.
@@ -18,18 +20,23 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
+import subprocess
+import time
 import uuid
 from pathlib import Path
 
 import psycopg2
 import pytest
+import requests
 
 from migrations import apply_migrations
 from models import Outcome, Prediction, database, database_from_url
 from pipeline.artifact import load_artifact
 from service import create_app
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -191,3 +198,47 @@ def _assert_error(response, status: int, error: str | None = None) -> dict:
 def assert_error():
     """The one assertion of the error shape: ``assert_error(response, status, short_code=None) -> body``."""
     return _assert_error
+
+
+def _free_port() -> int:
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(migrated_database_url, tmp_path):
+    """A real gunicorn (gunicorn.conf.py, as the Procfile runs it) on a fresh migrated database; yields its URL."""
+    port = _free_port()
+    env = dict(os.environ, DATABASE_URL=migrated_database_url, PORT=str(port), WEB_CONCURRENCY="2",
+               MAX_CONTENT_LENGTH="8192")
+    log_path = tmp_path / "gunicorn.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / "gunicorn"), "--config", "gunicorn.conf.py", "--bind",
+             f"127.0.0.1:{port}", "app:create_app()"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process, log_path)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_healthy(url: str, process, log_path: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"gunicorn exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"gunicorn did not become healthy within {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")

@@ -7,6 +7,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import requests
 
 from models import Outcome, Prediction, database
 from pipeline.schema import FIELDS, OBSERVATION_FIELDS, age_group, validate_observation
@@ -190,3 +191,22 @@ def test_openapi_needs_no_database(artifact):
     """The description is served even while the database is down."""
     app = create_app({"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nowhere"}, model=artifact)
     assert app.test_client().get("/openapi.json").status_code == 200
+
+
+def test_contract_through_gunicorn(live_server, observation, artifact, log_counts):
+    """Every endpoint once over real HTTP: decision, outcome, aliases, health and the OpenAPI document."""
+    session = requests.Session()
+    decision = session.post(f"{live_server}/should_search", json={"observation_id": "g1", "observation": observation},
+                            timeout=30)
+    assert decision.status_code == 200 and set(decision.json()) == DECISION_KEYS
+    outcome = session.post(f"{live_server}/search_result", json={"observation_id": "g1", "contraband_found": False},
+                           timeout=30)
+    assert outcome.status_code == 200 and outcome.json() == {**decision.json(), "contraband_found": False}
+    predicted = session.post(f"{live_server}/predict", json={"id": 9, "observation": observation}, timeout=30)
+    assert predicted.json() == {"ContrabandIndicator": decision.json()["should_search"],
+                                "proba": decision.json()["probability"]}
+    assert session.post(f"{live_server}/update", json={"id": 9, "true_class": 1}, timeout=30).json()["true_class"] == 1
+    assert session.get(f"{live_server}/health", timeout=30).json() == {"status": "ok",
+                                                                       "model_version": artifact.version}
+    assert session.get(f"{live_server}/openapi.json", timeout=30).json()["openapi"].startswith("3.")
+    assert log_counts() == {"prediction": 2, "outcome": 2}

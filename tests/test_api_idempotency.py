@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import threading
 
+import requests
+
 from models import Outcome, Prediction, database
 
 N_CONCURRENT = 20
@@ -148,3 +150,13 @@ def test_concurrent_conflicting_outcomes_keep_one_winner(app, client, observatio
     for i, response in enumerate(responses):
         assert response.status_code == (200 if bool(i % 2) == winner else 409)
     assert _history("race-3") == [(winner, False, None)]
+
+
+def test_concurrent_identical_requests_through_gunicorn(live_server, observation, log_counts):
+    """The same race through a real gunicorn with two worker processes and HTTP keep-alive clients."""
+    body = {"observation_id": "live-race", "observation": observation}
+    sessions = [requests.Session() for _ in range(N_CONCURRENT)]
+    responses = _race(N_CONCURRENT, lambda i: sessions[i].post(f"{live_server}/should_search", json=body, timeout=30))
+    assert [r.status_code for r in responses] == [200] * N_CONCURRENT
+    assert len({r.content for r in responses}) == 1
+    assert log_counts()["prediction"] == 1

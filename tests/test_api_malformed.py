@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+import requests
 
 OBSERVATION = json.loads((Path(__file__).parent / "fixtures" / "observation.json").read_text())
 JSON = "application/json"
@@ -212,3 +213,23 @@ def test_unseen_categories_are_valid(seeded, log_counts):
     assert response.status_code == 200
     assert 0.0 <= response.get_json()["probability"] <= 1.0
     assert log_counts()["prediction"] == before + 1
+
+
+def _chunks(data: bytes, size: int = 1024):
+    for start in range(0, len(data), size):
+        yield data[start:start + size]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_malformed_requests_through_gunicorn(live_server, log_counts):
+    """Over real HTTP: a chunked oversize body is 413, bad JSON 400, a wrong method 405 with Allow; no rows."""
+    url = f"{live_server}/should_search"
+    oversize = requests.post(url, data=_chunks(b" " * (2 * LIMIT) + b"{}"), timeout=30,
+                             headers={"Content-Type": JSON})  # a generator body is sent chunked
+    assert oversize.status_code == 413 and oversize.json()["error"] == "request_entity_too_large"
+    assert "Content-Length" not in oversize.request.headers
+    bad = requests.post(url, data=b'{"observation_id": NaN}', headers={"Content-Type": JSON}, timeout=30)
+    assert bad.status_code == 400 and set(bad.json()) == {"status", "error", "message", "fields"}
+    wrong = requests.get(url, timeout=30)
+    assert wrong.status_code == 405 and "POST" in wrong.headers["Allow"]
+    assert log_counts() == {"prediction": 0, "outcome": 0}
