@@ -29,6 +29,8 @@ from pipeline.schema import OBSERVATION_FIELDS, SEARCHED, TARGET, TRAINING_COLUM
 TRUTH_COLUMN = "_true_probability"
 TRUTH_NAMES = ("contraband_probability", "true_probability", "probability", "p_contraband")
 SCORE_BATCH = 200_000
+# Fields with too many values to read as a table or bars; their shift shows in the PSI and unseen-rate table.
+MANY_VALUED = ("Department Name", "InterventionLocationName")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -228,7 +230,7 @@ def print_report(result: dict) -> None:
         print(f"\nNote: {pop['note']}")
     _print_table("Report table 6: population, training vs this file (%)", ["field", "value", "training", "here"],
                  [[r["field"], r["value"], r["training_pct"], r["production_pct"]] for r in pop["rows"]
-                  if r["field"] != "Department Name" and r["field"] != "InterventionLocationName"])
+                  if r["field"] not in MANY_VALUED])
     _print_table("Population stability per field (noise floor: PSI expected from sampling alone)",
                  ["field", "PSI", "band", "noise floor", "unseen rate"],
                  [[f, v["psi"], v["band"], v["noise_floor"], pop["unseen_rate"].get(f)] for f, v in pop["psi"].items()])
@@ -244,7 +246,8 @@ def save_outputs(result: dict, out: Path) -> None:
     plots.roc_png(curves, out / "roc.png", title="ROC curve on the evaluated rows")
     series = {who: part["pairwise_gaps"] for who, part in result["fairness"].items()}
     plots.gap_histogram_png(series, path=out / "fairness_gaps.png")
-    plots.population_png(result["population"]["rows"], out / "population.png", labels=("training", "evaluated"),
+    rows = [row for row in result["population"]["rows"] if row["field"] not in MANY_VALUED]
+    plots.population_png(rows, out / "population.png", labels=("training", "evaluated"),
                          title="Population: training (model card) vs evaluated rows")
 
 
