@@ -36,7 +36,7 @@ migrate: $(RUNTIME_STAMP)  ## apply pending migrations to DATABASE_URL (default:
 	$(VENV)/bin/python -m migrations
 
 run: migrate  ## serve on PORT (default 5000) with gunicorn.conf.py
-	PORT=$(PORT) exec $(VENV)/bin/gunicorn --config gunicorn.conf.py "app:create_app()"
+	PORT=$(PORT) exec $(VENV)/bin/python -m gunicorn --config gunicorn.conf.py "app:create_app()"
 
 test: $(DEV_STAMP)  ## the whole suite, SQLite and Postgres (TEST_POSTGRES_URL)
 	$(VENV)/bin/python -m pytest
