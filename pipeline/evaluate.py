@@ -216,7 +216,8 @@ def print_report(result: dict) -> None:
                    r["hit_rate"]["value"], r["precision"]["value"]] for r in result["sac_table"]])
     for who, part in result["fairness"].items():
         summary = part["summary"]
-        _print_table(f"Fairness of the {who} (parameters {summary['parameters']})",
+        settings = ", ".join(f"{key}={value}" for key, value in summary["parameters"].items())
+        _print_table(f"Fairness of the {who} ({settings}; 'clearly': the gap's 95% interval is above the limit)",
                      ["attribute", "departments", "ok", "breaks rule", "clearly", "not enough data", "largest gap"],
                      [[a, s["departments"], s["ok"], s["breaks_rule"], s["breaks_rule_clear"], s["not_enough_data"],
                        s["largest_gap"]] for a, s in summary["by_attribute"].items()])
