@@ -46,14 +46,18 @@ def _locations(world, f, rng) -> np.ndarray:
     towns = np.array(cal.TOWNS, dtype=object)
     upper = np.array([t.upper() for t in cal.TOWNS], dtype=object)
     padded = np.array([t.upper().ljust(cal.LOCATION_WIDTH) for t in cal.TOWNS], dtype=object)
-    table = np.concatenate([upper, towns, padded, world.fragments])
+    fragments = world.fragments.astype(str)
+    table = np.concatenate([upper, towns, padded, world.fragments, np.char.upper(fragments).astype(object),
+                            np.char.ljust(np.char.upper(fragments), cal.LOCATION_WIDTH).astype(object)])
     n = f["dept"].size
     town = world.place_town[grouped_choice(world.place_keys, f["dept"], rng)]
     style = np.where(rng.random(n) < 0.03, rng.integers(0, 3, n), world.location_style[f["dept"]])
     code = style * len(cal.TOWNS) + town
-    street = rng.random(n) < cal.STREET_FRAGMENT_SHARE
-    fragment = np.searchsorted(world.fragment_cum, rng.random(int(street.sum())), side="right")
-    code[street] = 3 * len(cal.TOWNS) + np.minimum(fragment, world.fragments.size - 1)
+    street = np.flatnonzero(rng.random(n) < cal.STREET_FRAGMENT_SHARE)
+    fragment = np.minimum(np.searchsorted(world.fragment_cum, rng.random(street.size), side="right"),
+                          fragments.size - 1)
+    fragment_style = rng.choice(3, size=street.size, p=cal.FRAGMENT_STYLE_SHARES)
+    code[street] = 3 * len(cal.TOWNS) + fragment_style * fragments.size + fragment
     return table[code]
 
 

@@ -117,9 +117,13 @@ def _hit_shape(world, f):
             + cal.HIT_NONRESIDENT_LOGIT * ~f["resident"] + cal.HIT_TOWN_RESIDENT_LOGIT * f["town"])
 
 
+def _period(f):
+    return (f["day"] >= FIRST_2018_DAY).astype(int)
+
+
 def _hit_group_offsets(world, f):
     return (world.coef["hit_race"][f["race"]] + world.coef["hit_ethnicity"][f["ethnicity"]]
-            + world.coef["hit_sex"][f["sex"]])
+            + world.coef["hit_sex"][f["sex"]] + world.coef["hit_period"][_period(f)])
 
 
 def contraband_probability(world, f, searched: np.ndarray, sac: np.ndarray) -> np.ndarray:
@@ -148,7 +152,8 @@ def _targets(table: dict, keys) -> np.ndarray:
 def fit_coefficients(world, f) -> dict:
     """Rake the level coefficients on a calibration sample so the published marginal rates hold (expected values)."""
     keys = {"race": cal.RACE[0], "ethnicity": cal.ETHNICITY, "sex": cal.SEX[0], "age_group": AGE_GROUPS,
-            "resident": (True, False), "town_resident": (True, False), "sac": cal.SAC_CODES}
+            "resident": (True, False), "town_resident": (True, False), "sac": cal.SAC_CODES,
+            "period": ("before 2018", "2018")}
     n = f["dept"].size
     factors = [(codes, _targets(cal.SEARCH_TARGETS[name], keys[name])) for name, codes in _search_factors(f)]
     offsets = cal.rake_logit(_search_shape(world, f), factors, np.ones(n))
@@ -163,9 +168,10 @@ def fit_coefficients(world, f) -> dict:
     hit_factors = [(np.repeat(np.arange(4), n), _targets(cal.HIT_TARGETS["sac"], cal.SAC_CODES))]
     hit_factors += [(np.tile(f[name], 4), _targets(cal.HIT_TARGETS[name], keys[name]))
                     for name in ("race", "ethnicity", "sex")]
+    hit_factors.append((np.tile(_period(f), 4), _targets(cal.HIT_TARGETS["period"], keys["period"])))
     shape = _hit_shape(world, f)
     hit = cal.rake_logit(np.tile(shape, 4), hit_factors, weights)
-    coef.update(hit_sac=hit[0], hit_race=hit[1], hit_ethnicity=hit[2], hit_sex=hit[3])
+    coef.update(hit_sac=hit[0], hit_race=hit[1], hit_ethnicity=hit[2], hit_sex=hit[3], hit_period=hit[4])
     base = cal.UNSEARCHED_SHAPE_WEIGHT * shape
     coef["unsearched"] = cal.rake_logit(base, [(np.zeros(n, int), np.array([cal.UNSEARCHED_HIT_RATE]))],
                                         1 - p_search)[0]

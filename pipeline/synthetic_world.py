@@ -33,7 +33,7 @@ class World:
     officer_keys: np.ndarray
     officer_ids: np.ndarray  # str per officer
     officer_search: np.ndarray
-    fragments: np.ndarray  # street-fragment location strings and their cumulative weights
+    fragments: np.ndarray  # street-fragment location strings (Title case) and their cumulative weights
     fragment_cum: np.ndarray
     search_dept: np.ndarray
     search_dept_race: np.ndarray
@@ -121,7 +121,7 @@ def _officer_id_batch(style: int, n: int, rng) -> np.ndarray:
 
 
 def _officers(names, dept_prob, rng):
-    counts = np.maximum(1, np.round(cal.OFFICERS_FULL * dept_prob)).astype(int)
+    counts = np.maximum(1, np.round(cal.OFFICERS_DRAWN * dept_prob)).astype(int)
     style_weights = [0.35, 0.08, 0.15, 0.12, 0.15, 0.08, 0.07]
     ids = []
     for d, n in enumerate(counts):
@@ -143,10 +143,8 @@ def _fragments(rng):
     crossing = rng.random(cal.STREET_POOL_SIZE) < 0.7
     text = np.where(crossing, first + "/" + second, numbers + " " + first)
     text = np.array([t[: cal.LOCATION_WIDTH] for t in text], dtype=object)
-    upper = rng.random(text.size) < 0.4
-    text = np.where(upper, np.char.upper(text.astype(str)).astype(object), text)
     text = np.array(list(dict.fromkeys(text.tolist())), dtype=object)
-    weights = 1.0 / np.arange(1, text.size + 1) ** 0.6
+    weights = 1.0 / np.arange(1, text.size + 1) ** cal.STREET_ZIPF
     return text, np.cumsum(weights) / weights.sum()
 
 
