@@ -260,9 +260,8 @@ def sac_table(counts, confidence=0.95) -> list[dict]:
     codes = list(SAC_CODES) + sorted(set(frame["sac"]) - set(SAC_CODES))
     rows = []
     for code in codes:
-        def cell(predicted, actual):
-            return int(cells.get((code, predicted, actual), 0))
-        tp, fp, fn, tn = cell(True, True), cell(True, False), cell(False, True), cell(False, False)
+        tp, fp, fn, tn = (int(cells.get((code, predicted, actual), 0))
+                          for predicted, actual in ((True, True), (True, False), (False, True), (False, False)))
         rows.append({"sac": code, "predicted_true": tp + fp, "predicted_false": fn + tn,
                      "outcome_true": tp + fn, "outcome_false": fp + tn, "n": tp + fp + fn + tn,
                      "hit_rate": rate(tp + fn, tp + fp + fn + tn, confidence),
