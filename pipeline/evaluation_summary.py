@@ -40,3 +40,23 @@ def fairness_rows(frame: pd.DataFrame, scores, threshold: float, min_department=
     truth = frame[TARGET].to_numpy(dtype=bool)
     counts = group_counts(frame, truth, np.asarray(scores) >= threshold)
     return fairness_table(counts, min_department=min_department, min_group=min_group, max_gap=max_gap)
+
+
+def pooled_gaps(frame: pd.DataFrame, scores, threshold: float, min_group=20) -> dict:
+    """Largest precision gap between groups of each protected attribute, all departments pooled."""
+    truth = frame[TARGET].to_numpy(dtype=bool)
+    pooled = frame.assign(**{"Department Name": "(all departments)"})
+    counts = group_counts(pooled, truth, np.asarray(scores) >= threshold)
+    table = fairness_table(counts, min_department=0, min_group=min_group)
+    return {entry["attribute"]: entry["max_gap"] for entry in table}
+
+
+def fairness_comparison(frame: pd.DataFrame, scores, threshold: float, min_department=100, min_group=20) -> dict:
+    """The figures that decide whether a variant is fairer: AUC, rule breaks, mean and pooled gaps."""
+    summary = fairness(frame, scores, threshold, min_department, min_group)["model"]
+    return {"auc": roc_auc(frame[TARGET].to_numpy(dtype=bool), scores),
+            "recall_at_threshold": quality(frame[TARGET], scores, threshold)["recall"]["value"],
+            "departments_evaluated": summary["evaluated"],
+            "breaks_rule": sum(a["breaks_rule"] for a in summary["by_attribute"].values()),
+            "mean_max_gap_per_department": summary["mean_max_gap"],
+            "pooled_max_gap": pooled_gaps(frame, scores, threshold, min_group)}

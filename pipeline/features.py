@@ -2,7 +2,8 @@
 
 Input is either ``schema.clean_frame`` output (category / boolean / float32 / datetime64 columns with missing
 values) or ``schema.records_to_frame`` output (str / bool / float32 / datetime64). Both give identical features.
-Protected attributes and the officer id are left out unless ``protected=True`` (kept for a measured comparison).
+Protected attributes and the officer id are left out unless named in ``protected`` (a measured choice, see the
+model card's ``protected_features_check``).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ BOOL_FIELDS = ("ResidentIndicator", "TownResidentIndicator")
 DATETIME_FIELD = "InterventionDateTime"
 PROTECTED_CODE_FIELDS = ("SubjectRaceCode", "SubjectEthnicityCode", "SubjectSexCode")
 AGE_FIELD = "SubjectAge"
-TIME_FEATURES = ("hour", "time_missing", "day_of_week", "month")
+TIME_FEATURES = ("hour", "time_missing", "day_of_week", "month", "year")
 RARE_CODE = 0.0  # rare and unseen values share one code; missing values stay NaN
 
 
@@ -86,7 +87,8 @@ class CategoryCodes(TransformerMixin, BaseEstimator):
 
 
 def time_features(stamps: pd.Series) -> pd.DataFrame:
-    """Hour, a flag for the over-represented 12:00:00 AM 'time missing' value, day of week and month."""
+    """Hour, a flag for the over-represented 12:00:00 AM 'time missing' value, day of week, month, and the
+    fractional year (hit rates drift over the years: 33% in training, 36% in the 2018 production stream)."""
     stamps = pd.to_datetime(stamps)
     hour = stamps.dt.hour.astype("float32")
     midnight = (stamps.dt.hour == 0) & (stamps.dt.minute == 0)
@@ -96,6 +98,8 @@ def time_features(stamps: pd.Series) -> pd.DataFrame:
                                                                                    na_value=np.nan),
         "day_of_week": stamps.dt.day_of_week.to_numpy(dtype=np.float32, na_value=np.nan),
         "month": stamps.dt.month.to_numpy(dtype=np.float32, na_value=np.nan),
+        "year": (stamps.dt.year + (stamps.dt.day_of_year - 1) / 365.25).to_numpy(dtype=np.float32,
+                                                                                 na_value=np.nan),
     }, index=stamps.index)
 
 
@@ -115,16 +119,23 @@ class StopFeatures(TransformerMixin, BaseEstimator):
     """A stop record to model features: coded categoricals, time of stop and resident flags.
 
     Categorical columns (see ``categorical_features``) carry integer codes for native categorical models;
-    the others are numeric. With ``protected=True`` race, ethnicity, sex and age are added (for measurement).
+    the others are numeric. ``protected`` names the protected attributes to use as features (default none).
     """
 
-    def __init__(self, min_count=30, max_categories=250, protected=False):
+    def __init__(self, min_count=30, max_categories=250, protected=()):
         self.min_count = min_count
         self.max_categories = max_categories
         self.protected = protected
 
+    def _protected(self):
+        unknown = set(self.protected) - set(PROTECTED_CODE_FIELDS + (AGE_FIELD,))
+        if unknown:
+            raise ValueError(f"protected={sorted(unknown)} are not protected fields; choose from "
+                             f"{list(PROTECTED_CODE_FIELDS + (AGE_FIELD,))}")
+        return tuple(f for f in PROTECTED_CODE_FIELDS if f in self.protected), AGE_FIELD in self.protected
+
     def _categorical_inputs(self):
-        return CODE_FIELDS + TEXT_FIELDS + (PROTECTED_CODE_FIELDS if self.protected else ())
+        return CODE_FIELDS + TEXT_FIELDS + self._protected()[0]
 
     def fit(self, X, y=None):
         """Learn the kept categories of every categorical input."""
@@ -138,7 +149,7 @@ class StopFeatures(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "codes_")
         parts = [self.codes_.transform(X), time_features(X[DATETIME_FIELD])]
         flags = {name: _bool_column(X[name]) for name in BOOL_FIELDS}
-        if self.protected:
+        if self._protected()[1]:
             flags[AGE_FIELD] = pd.to_numeric(X[AGE_FIELD]).to_numpy(dtype=np.float32, na_value=np.nan)
         parts.append(pd.DataFrame(flags, index=X.index))
         return pd.concat(parts, axis=1).astype(np.float32)
@@ -150,6 +161,6 @@ class StopFeatures(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features=None):
         """Names of the output columns, in order."""
         check_is_fitted(self, "codes_")
-        extra = (AGE_FIELD,) if self.protected else ()
+        extra = (AGE_FIELD,) if self._protected()[1] else ()
         return np.asarray(self.categorical_features() + list(TIME_FEATURES) + list(BOOL_FIELDS) + list(extra),
                           dtype=object)

@@ -44,7 +44,7 @@ def read_searched_raw(path: Path, chunksize: int = 500_000, quiet: bool = False)
         _progress(f"read {rows_read:,} rows, {sum(map(len, kept)):,} searched", quiet)
     if not rows_read:
         raise ValueError(f"{path} has no rows")
-    raw = pd.concat(kept, ignore_index=True)[list(TRAINING_COLUMNS)]
+    raw = pd.concat(kept)[list(TRAINING_COLUMNS)]  # the index stays the row number in the file
     return raw, {"rows_read": rows_read, "searched": len(raw)}
 
 
@@ -57,18 +57,19 @@ def clean_frame_flag(column: pd.Series) -> pd.Series:
 def load_training_data(path: Path, chunksize: int = 500_000, quiet: bool = False) -> LoadedData:
     """Searched rows only, exact duplicates dropped, normalised with ``clean_frame``, unusable rows dropped.
 
+    The frame's index is each row's 0-based position among the file's data rows (to join per-row sidecars).
     Rows without a parseable date (needed for the time split) or without a contraband label are dropped and
     counted; every other missing value is kept for the model to handle.
     """
     raw, counts = read_searched_raw(Path(path), chunksize, quiet)
-    raw = raw.drop_duplicates(ignore_index=True)
+    raw = raw.drop_duplicates()
     counts["after_dedup"] = len(raw)
     _progress(f"{counts['searched'] - counts['after_dedup']:,} exact duplicate searched rows dropped", quiet)
     frame = clean_frame(raw)
     del raw
     usable = frame[DATETIME_FIELD].notna() & frame[TARGET].notna()
     counts["dropped_unusable"] = int((~usable).sum())
-    frame = frame[usable].reset_index(drop=True)
+    frame = frame[usable]
     frame[TARGET] = frame[TARGET].astype(bool)
     counts["usable"] = len(frame)
     if counts["usable"] == 0:

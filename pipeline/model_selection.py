@@ -16,7 +16,7 @@ from sklearn.model_selection import TimeSeriesSplit
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScaler
 
-from pipeline.features import BOOL_FIELDS, StopFeatures
+from pipeline.features import AGE_FIELD, BOOL_FIELDS, StopFeatures
 from pipeline.metrics import roc_auc
 from pipeline.schema import TARGET
 
@@ -56,14 +56,16 @@ def _hist_gradient_boosting(features: StopFeatures, seed: int) -> Pipeline:
 
 def _logistic_regression(features: StopFeatures, seed: int) -> Pipeline:
     categorical = features.categorical_features()
-    encode = ColumnTransformer([
+    numeric = [("age", make_pipeline(SimpleImputer(strategy="median"), SplineTransformer(n_knots=6)),
+                [AGE_FIELD])] if AGE_FIELD in features.protected else []
+    encode = ColumnTransformer(numeric + [
         ("categories", OneHotEncoder(handle_unknown="ignore", min_frequency=20), categorical),
         ("hour", make_pipeline(SimpleImputer(strategy="median"),
                                SplineTransformer(n_knots=7, degree=3, extrapolation="periodic")), ["hour"]),
         ("calendar", make_pipeline(SimpleImputer(strategy="median"),
                                    OneHotEncoder(handle_unknown="ignore")), ["day_of_week", "month"]),
         ("flags", make_pipeline(SimpleImputer(strategy="most_frequent"), StandardScaler()),
-         ["time_missing", *BOOL_FIELDS]),
+         ["time_missing", "year", *BOOL_FIELDS]),
     ])
     model = LogisticRegression(C=0.5, max_iter=2000, random_state=seed)
     return Pipeline([("features", features), ("encode", encode), ("model", model)])
@@ -82,11 +84,11 @@ FAMILIES = {
 }
 
 
-def build_model(family: str, seed: int = 0, protected: bool = False, min_count: int = 30) -> Pipeline:
+def build_model(family: str, seed: int = 0, protected=(), min_count: int = 30) -> Pipeline:
     """An unfitted pipeline (features + model) of one family."""
     if family not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}; choose from {sorted(FAMILIES)}")
-    return FAMILIES[family](StopFeatures(min_count=min_count, protected=protected), seed)
+    return FAMILIES[family](StopFeatures(min_count=min_count, protected=tuple(protected)), seed)
 
 
 def describe(pipeline: Pipeline) -> dict:
@@ -113,11 +115,11 @@ def cross_validate(pipeline: Pipeline, frame: pd.DataFrame, n_splits: int = 3) -
 
 
 def compare_families(frame: pd.DataFrame, families, n_splits: int = 3, seed: int = 0, min_count: int = 30,
-                     quiet: bool = False) -> dict:
+                     quiet: bool = False, protected=()) -> dict:
     """Cross-validate each family on the training rows; returns {family: cv result} in the given order."""
     results = {}
     for family in families:
-        results[family] = cross_validate(build_model(family, seed, min_count=min_count), frame, n_splits)
+        results[family] = cross_validate(build_model(family, seed, protected, min_count), frame, n_splits)
         if not quiet:
             print(f"  {family}: CV AUC {results[family]['auc_mean']:.4f} +/- {results[family]['auc_std']:.4f}",
                   file=sys.stderr, flush=True)

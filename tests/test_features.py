@@ -61,8 +61,12 @@ def test_feature_names_match_columns_and_leave_out_protected_and_officer(trainin
 
 
 def test_protected_variant_adds_protected_attributes(training_frame):
-    names = set(StopFeatures(protected=True).fit(training_frame).get_feature_names_out())
+    names = set(StopFeatures(protected=PROTECTED_FIELDS).fit(training_frame).get_feature_names_out())
     assert set(PROTECTED_FIELDS) <= names
+    only_age = StopFeatures(protected=("SubjectAge",)).fit(training_frame).get_feature_names_out()
+    assert set(only_age) & set(PROTECTED_FIELDS) == {"SubjectAge"}
+    with pytest.raises(ValueError, match="ReportingOfficerIdentificationID"):
+        StopFeatures(protected=("ReportingOfficerIdentificationID",)).fit(training_frame)
 
 
 def test_pickle_round_trip_gives_identical_output(training_frame):

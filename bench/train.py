@@ -1,0 +1,131 @@
+"""Benchmark: train end to end on a full-size generated CTRP3 file; print time, peak memory and quality.
+
+    .venv/bin/python bench/train.py                      # generates 2,473,643 rows, then trains
+    .venv/bin/python bench/train.py --data big.csv       # reuses a generated file (needs big.truth.csv)
+
+Generation and training each run as a child process; peak memory is the child's RSS high-water mark
+(os.wait4), so the training figure is not inflated by the generator. Quality is measured on the same held-out
+newest searched rows the training held out, against the generator's true probabilities (Bayes AUC).
+Targets: precision >= 0.50, AUC >= 0.97 x Bayes AUC, training < 10 min, peak < 6 GiB.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pipeline.artifact import load_artifact  # noqa: E402
+from pipeline.evaluation_summary import fairness_rows, quality  # noqa: E402
+from pipeline.loading import load_training_data  # noqa: E402
+from pipeline.metrics import roc_auc  # noqa: E402
+from pipeline.model_selection import time_split  # noqa: E402
+from pipeline.schema import TARGET  # noqa: E402
+
+FULL_ROWS = 2_473_643
+
+
+def run_child(command: list[str]) -> tuple[float, float]:
+    """Run a command; return (wall seconds, peak RSS in GiB of it and its children)."""
+    print("$ " + " ".join(command), file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise SystemExit(f"{command[2]} failed with exit code {process.returncode}")
+    return seconds, usage.ru_maxrss / 2**20  # ru_maxrss is in KiB on Linux
+
+
+def truth_path(data: Path) -> Path:
+    """The generator's sidecar with each row's true contraband probability."""
+    return data.with_name(data.stem + ".truth.csv")
+
+
+def held_out(data: Path, card: dict) -> pd.DataFrame:
+    """The test rows of the training run (same loading and split), with their true probabilities."""
+    frame = load_training_data(data, quiet=True).frame
+    shares = card["training_data"]["rows"]
+    split = time_split(frame["InterventionDateTime"], shares["validation"] / shares["usable"],
+                       shares["test"] / shares["usable"])
+    test = frame.iloc[split.test]
+    truth = pd.read_csv(truth_path(data), usecols=["contraband_probability"])["contraband_probability"]
+    return test.assign(true_probability=truth.to_numpy()[test.index.to_numpy()])
+
+
+def print_fairness(test: pd.DataFrame, scores: np.ndarray, threshold: float) -> None:
+    """The model's fairness table on held-out rows: departments with enough data, per attribute."""
+    rows = fairness_rows(test, scores, threshold)
+    print("\nfairness on held-out rows (min 100 recommended searches per department, 20 per group, max gap 5pp)")
+    print(f"{'attribute':22} {'department':28} {'n':>6} {'gap':>6} {'interval':>15}  status")
+    for entry in rows:
+        if entry["status"] == "not enough data":
+            continue
+        print(f"{entry['attribute']:22} {entry['department'][:28]:28} {entry['n']:6d} {entry['max_gap']:6.3f} "
+              f"{entry['gap_low']:7.3f}-{entry['gap_high']:6.3f}  {entry['status']}"
+              f"{' (clear)' if entry['clear'] else ''}")
+    skipped = sum(entry["status"] == "not enough data" for entry in rows)
+    print(f"({skipped} department x attribute pairs: not enough data)")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Command-line options of the benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, help="reuse this generated CSV instead of generating one")
+    parser.add_argument("--rows", type=int, default=FULL_ROWS, help=f"rows to generate (default {FULL_ROWS:,})")
+    parser.add_argument("--seed", type=int, default=2018, help="generator seed (default 2018)")
+    parser.add_argument("--workdir", type=Path, help="where to write the data and artifact (default: a temp dir)")
+    parser.add_argument("--train-args", default="", help="extra arguments for pipeline.train, quoted")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    """Generate (unless --data), train, then print the figures."""
+    args = parse_args(argv)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-train-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    python = sys.executable
+    data = args.data
+    if data is None:
+        data = workdir / f"synthetic-{args.rows}-{args.seed}.csv"
+        gen_seconds, gen_peak = run_child([python, "-m", "pipeline.synthetic", "--rows", str(args.rows),
+                                           "--seed", str(args.seed), "--out", str(data)])
+        print(f"generation: {gen_seconds:.1f} s, peak {gen_peak:.2f} GiB", file=sys.stderr)
+    if not truth_path(data).exists():
+        raise SystemExit(f"{truth_path(data)} is missing; the benchmark needs the generator's truth sidecar")
+    out = workdir / "artifact"
+    seconds, peak = run_child([python, "-m", "pipeline.train", "--data", str(data), "--out", str(out),
+                               "--synthetic", *args.train_args.split()])
+    artifact = load_artifact(out)
+    test = held_out(data, artifact.card)
+    scores = artifact.pipeline.predict_proba(test)[:, 1]
+    measured = quality(test[TARGET], scores, artifact.threshold)
+    bayes = roc_auc(test[TARGET].to_numpy(), test["true_probability"].to_numpy())
+    rows = artifact.card["training_data"]["rows"]
+    print(f"\ndata: {data} ({rows['rows_read']:,} rows, {rows['searched']:,} searched, "
+          f"{rows['after_dedup']:,} after dedup; train/validation/test {rows['train']:,}/{rows['validation']:,}/"
+          f"{rows['test']:,})")
+    print(f"model: {artifact.card['model']['family']}, threshold {artifact.threshold:.4f}")
+    print(f"training wall time: {seconds:.1f} s (target < 600 s)")
+    print(f"training peak RSS: {peak:.2f} GiB (target < 6 GiB)")
+    p, r = measured["precision"], measured["recall"]
+    print(f"held-out precision: {p['value']:.4f} [{p['low']:.4f}, {p['high']:.4f}] (target >= 0.50)")
+    print(f"held-out recall:    {r['value']:.4f} [{r['low']:.4f}, {r['high']:.4f}]")
+    print(f"held-out AUC {measured['auc']:.4f}; Bayes AUC {bayes:.4f}; AUC / Bayes AUC {measured['auc'] / bayes:.4f}"
+          " (target >= 0.97)")
+    print_fairness(test, scores, artifact.threshold)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
