@@ -6,6 +6,7 @@ Two entry points read the same field table:
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -115,7 +116,8 @@ def _check_value(field: Field, value):
     if kind == "age":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return None, "must be a number of years"
-        if not np.isfinite(value) or value != int(value):
+        # Floats only: np.isfinite raises on ints beyond int64, which JSON allows (e.g. 10**30).
+        if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
             return None, "must be a whole number of years"
         if not MIN_AGE <= value <= MAX_AGE:
             return None, f"must be between {MIN_AGE} and {MAX_AGE}"
@@ -138,6 +140,8 @@ def _check_value(field: Field, value):
             parsed = _parse_datetime(text)
         except ValueError:
             return None, "must be a date like '05/16/2018 04:08:00 AM' or ISO 8601"
+        except OverflowError:  # an offset moved year 1 or 9999 outside datetime's range
+            return None, f"must be between {EARLIEST_STOP.year} and {LATEST_STOP.year}"
         if not EARLIEST_STOP <= parsed < LATEST_STOP:
             return None, f"must be between {EARLIEST_STOP.year} and {LATEST_STOP.year}"
         return parsed, None
@@ -206,13 +210,24 @@ def _clean_bool_column(column: pd.Series) -> pd.Series:
     return text.map(mapping).astype("boolean")
 
 
+def _parse_or_none(value: str):
+    try:
+        return _parse_datetime(value)
+    except (ValueError, OverflowError):
+        return None
+
+
 def _clean_datetime_column(column: pd.Series) -> pd.Series:
     text = column.astype("string").str.strip()
-    parsed = pd.to_datetime(text, format=CT_DATETIME_FORMAT, errors="coerce")
+    # One resolution whatever the values: an all-NaT parse would otherwise be datetime64[s] and truncate ISO times.
+    parsed = pd.to_datetime(text, format=CT_DATETIME_FORMAT, errors="coerce").astype("datetime64[us]")
     missing = parsed.isna() & text.notna()
     if missing.any():
-        iso = pd.to_datetime(text[missing], format="ISO8601", errors="coerce", utc=True)
-        parsed[missing] = iso.dt.tz_convert(CT_TIMEZONE).dt.tz_localize(None).astype(parsed.dtype)
+        # Other formats go through the API's own parser, once per distinct value, so that naive ISO times stay
+        # local and offsets convert exactly as in validate_observation (CTRP3 files rarely hold any).
+        others = text[missing]
+        lookup = {value: _parse_or_none(value) for value in others.unique()}
+        parsed[missing] = pd.to_datetime(others.map(lookup).astype(object), errors="coerce").astype(parsed.dtype)
     in_range = (parsed >= EARLIEST_STOP) & (parsed < LATEST_STOP)
     return parsed.where(in_range)
 
