@@ -8,8 +8,10 @@ from models import Prediction
 from pipeline.report import queries
 from pipeline.report.fairness_section import fairness_section
 from pipeline.report.filters import FairnessParameters, ReportFilters
-from pipeline.report.performance import performance_section, roc_section, sac_section, volume_section
-from pipeline.report.population_section import population_section
+from pipeline.report.performance import (decision_counts, performance_section, roc_section, sac_section,
+                                         volume_section)
+from pipeline.report.gather import running_queries
+from pipeline.report.population_section import population_fields, population_section
 
 REPORT_FORMAT = 1
 
@@ -33,18 +35,20 @@ def build_report(filters: ReportFilters | None = None, fairness: FairnessParamet
     """The whole report for one slice of the log; ``card`` is the active model's card (may lack "population")."""
     filters, fairness = filters or ReportFilters(), fairness or FairnessParameters()
     started = time.perf_counter()
-    decisions = queries.decision_counts(filters)
-    report = {
-        "format": REPORT_FORMAT,
-        "generated_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
-        "filters": filters.describe(),
-        "active_model": _model(card),
-        "volume": volume_section(queries.volume_by_day(filters), queries.outcome_history(filters)),
-        "performance": performance_section(decisions, minimum_outcomes=minimum_outcomes),
-        "sac_table": sac_section(decisions),
-        "roc": roc_section(queries.probability_bins(filters, roc_bins), roc_bins),
-        "fairness": fairness_section(queries.group_outcome_counts(filters), fairness),
-        "population": population_section(filters, card),
-    }
+    with running_queries(filters, roc_bins, population_fields(card)) as results:
+        fairness_part = fairness_section(results["groups"], fairness)
+        decisions = decision_counts(results["profile"])
+        report = {
+            "format": REPORT_FORMAT,
+            "generated_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+            "filters": filters.describe(),
+            "active_model": _model(card),
+            "volume": volume_section(results["volume"], results["history"]),
+            "performance": performance_section(decisions, minimum_outcomes=minimum_outcomes),
+            "sac_table": sac_section(decisions),
+            "roc": roc_section(results["bins"], roc_bins),
+            "fairness": fairness_part,
+            "population": population_section(card, results),
+        }
     report["seconds"] = round(time.perf_counter() - started, 3)
     return report

@@ -22,8 +22,20 @@ def _int(value) -> int:
     return int(value) if pd.notna(value) else 0
 
 
-def volume_section(by_day: pd.DataFrame, history: dict) -> dict:
+def decision_counts(profile: pd.DataFrame) -> pd.DataFrame:
+    """Requests per SearchAuthorizationCode x decision x current outcome (None = no outcome yet)."""
+    keys = ["SearchAuthorizationCode", "should_search", "contraband_found"]
+    summed = profile.groupby(keys, dropna=False, sort=True)["count"].sum().reset_index()
+    summed = summed.rename(columns={"SearchAuthorizationCode": "sac"}).astype({"sac": object, "should_search": bool})
+    summed["contraband_found"] = summed["contraband_found"].astype(object).where(summed["contraband_found"].notna(),
+                                                                                  None)
+    return summed
+
+
+def volume_section(volume: pd.DataFrame, history: dict) -> dict:
     """Requests and labelled requests per day and per model version, with overall label coverage."""
+    by_day = volume.groupby(["day", "model_version"], sort=True)[["requests", "labelled", "recommended"]].sum()
+    by_day = by_day.reset_index()
     requests, labelled = _int(by_day["requests"].sum()), _int(by_day["labelled"].sum())
     versions = (by_day.groupby("model_version", sort=True)[["requests", "labelled", "recommended"]].sum()
                 .reset_index())

@@ -6,7 +6,7 @@ with the number of groups, not with the size of the log.
 from __future__ import annotations
 
 import pandas as pd
-from peewee import Case, Cast, PostgresqlDatabase, fn
+from peewee import SQL, Case, Cast, PostgresqlDatabase, fn
 
 from models import Outcome, Prediction, database
 from pipeline.report.filters import ReportFilters
@@ -37,12 +37,29 @@ PROTECTED_COLUMNS = {
 }
 
 
+# Table 6 fields are counted inside the scans the report makes anyway, a few low-cardinality fields per scan (a few
+# hundred to a few thousand groups), so the whole report costs a handful of passes over the log, not one per field.
+PROFILE_COLUMNS = {  # with the decision and outcome: the decision table and the protected fields
+    "SearchAuthorizationCode": Prediction.search_authorization_code,
+    "SubjectRaceCode": Prediction.subject_race,
+    "SubjectEthnicityCode": Prediction.subject_ethnicity,
+    "SubjectSexCode": Prediction.subject_sex,
+    "SubjectAge": Prediction.subject_age_group,
+}
+VOLUME_COLUMNS = {  # with the day and model version: volume and label coverage
+    "InterventionReasonCode": Prediction.intervention_reason_code,
+    "ResidentIndicator": Prediction.resident,
+    "TownResidentIndicator": Prediction.town_resident,
+}
+TEXT_COLUMNS = {  # tens to hundreds of values each, but few combinations, as a town's stops cite few statutes
+    "StatuteReason": Prediction.statute_reason,
+    "InterventionLocationName": Prediction.location,
+}
+ROWS = fn.COUNT(SQL("*"))
+
+
 def _is_one(condition):
     return fn.SUM(Case(None, [(condition, 1)], 0))
-
-
-def _labelled():
-    return fn.COUNT(Prediction.contraband_found)
 
 
 def _where(query, filters: ReportFilters, *extra):
@@ -55,25 +72,26 @@ def _frame(query, columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows, columns=columns)
 
 
-def volume_by_day(filters: ReportFilters) -> pd.DataFrame:
-    """Requests, labelled requests and recommended searches per UTC day and model version."""
+def volume_counts(filters: ReportFilters) -> pd.DataFrame:
+    """Requests, labelled requests and recommended searches per UTC day, model version and VOLUME_COLUMNS."""
     day = fn.DATE(Prediction.received_at)
+    keys = (day, Prediction.model_version, *VOLUME_COLUMNS.values())
     query = (Prediction
-             .select(day, Prediction.model_version, fn.COUNT(Prediction.id), _labelled(),
+             .select(*keys, ROWS, fn.COUNT(Prediction.contraband_found),
                      _is_one(Prediction.should_search == True))  # noqa: E712 (SQL, not Python, comparison)
-             .group_by(day, Prediction.model_version)
-             .order_by(day, Prediction.model_version))
-    frame = _frame(_where(query, filters), ["day", "model_version", "requests", "labelled", "recommended"])
+             .group_by(*keys))
+    columns = ["day", "model_version", *VOLUME_COLUMNS, "requests", "labelled", "recommended"]
+    frame = _frame(_where(query, filters), columns)
     # SQLite returns the day as text and Postgres as a date: one form for both.
     frame["day"] = frame["day"].map(lambda value: str(value)[:10]).astype(object)
     return frame
 
 
-def decision_counts(filters: ReportFilters) -> pd.DataFrame:
-    """Requests per SearchAuthorizationCode x decision x current outcome (None = no outcome yet)."""
-    columns = (Prediction.search_authorization_code, Prediction.should_search, Prediction.contraband_found)
-    query = Prediction.select(*columns, fn.COUNT(Prediction.id)).group_by(*columns).order_by(*columns)
-    return _frame(_where(query, filters), ["sac", "should_search", "contraband_found", "count"])
+def profile_counts(filters: ReportFilters) -> pd.DataFrame:
+    """Requests per combination of the PROFILE_COLUMNS, decision and current outcome (None = no outcome yet)."""
+    keys = (*PROFILE_COLUMNS.values(), Prediction.should_search, Prediction.contraband_found)
+    query = Prediction.select(*keys, ROWS).group_by(*keys)
+    return _frame(_where(query, filters), [*PROFILE_COLUMNS, "should_search", "contraband_found", "count"])
 
 
 def _probability_bin(bins: int):
@@ -99,24 +117,25 @@ def group_outcome_counts(filters: ReportFilters) -> pd.DataFrame:
     """Labelled requests per department x protected groups x decision x outcome, for the fairness tables."""
     columns = (Prediction.department, *PROTECTED_COLUMNS.values(), Prediction.should_search,
                Prediction.contraband_found)
-    query = Prediction.select(*columns, fn.COUNT(Prediction.id)).group_by(*columns)
+    query = Prediction.select(*columns, ROWS).group_by(*columns)
     query = _where(query, filters, Prediction.contraband_found.is_null(False))
     names = ["department", *PROTECTED_COLUMNS, "should_search", "contraband_found", "count"]
     return _frame(query, names)
 
 
-def value_counts(filters: ReportFilters, field: str) -> pd.DataFrame:
-    """Requests per value of one stop-record field (None = missing), for the population table."""
-    column = POPULATION_COLUMNS[field]
-    query = Prediction.select(column, fn.COUNT(Prediction.id)).group_by(column)
-    return _frame(_where(query, filters), ["value", "count"])
+def value_counts(filters: ReportFilters, fields: list[str]) -> pd.DataFrame:
+    """Requests per combination of values of some stop-record fields (None = missing), for table 6."""
+    columns = [POPULATION_COLUMNS[field] for field in fields]
+    query = Prediction.select(*columns, ROWS).group_by(*columns)
+    return _frame(_where(query, filters), [*fields, "count"])
 
 
 def outcome_history(filters: ReportFilters) -> dict:
     """Outcome reports received for the slice's requests, and how many of them were corrections."""
-    query = (Outcome.select(fn.COUNT(Outcome.id), _is_one(Outcome.is_correction == True))  # noqa: E712
-             .join(Prediction))
-    reports, corrections = _where(query, filters).tuples().get()
+    query = Outcome.select(ROWS, _is_one(Outcome.is_correction == True))  # noqa: E712
+    if filters.conditions():  # the whole log needs no join
+        query = _where(query.join(Prediction), filters)
+    reports, corrections = query.tuples().get()
     return {"outcome_reports": int(reports or 0), "corrections": int(corrections or 0)}
 
 
@@ -126,6 +145,7 @@ def distinct_values(column) -> list[str]:
     return [value for (value,) in query.tuples() if value is not None]
 
 
-__all__ = ["ROC_BINS", "POPULATION_COLUMNS", "PROTECTED_COLUMNS", "volume_by_day", "decision_counts",
-           "probability_bins", "group_outcome_counts", "value_counts", "distinct_values",
+__all__ = ["ROC_BINS", "POPULATION_COLUMNS", "PROTECTED_COLUMNS", "PROFILE_COLUMNS", "VOLUME_COLUMNS",
+           "TEXT_COLUMNS", "volume_counts",
+           "profile_counts", "probability_bins", "group_outcome_counts", "value_counts", "distinct_values",
            "outcome_history"]
