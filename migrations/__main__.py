@@ -13,9 +13,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=COMMAND,
         description=f"Apply pending schema migrations (recorded in the {HISTORY_TABLE!r} table). Safe to run again.")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL") or DEFAULT_SQLITE_URL,
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL") or None,
                         help="postgres://, postgresql:// or sqlite:///path (default: $DATABASE_URL, else the "
-                             "embedded SQLite file %(default)s)")
+                             f"embedded SQLite file {DEFAULT_SQLITE_URL}, which is refused on a Heroku dyno)")
     parser.add_argument("--status", action="store_true",
                         help="list applied [x] and pending [ ] migrations, change nothing; exit 1 if any is pending")
     return parser
@@ -35,6 +35,12 @@ def _status(db) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: returns the process exit status."""
     args = _parser().parse_args(argv)
+    if args.database_url is None and os.environ.get("DYNO"):
+        # Migrating a dyno's throwaway SQLite file would "succeed" while production stays unmigrated.
+        print("error: DATABASE_URL is not set on a Heroku dyno; attach Postgres "
+              "(`heroku addons:create heroku-postgresql`) and redeploy", file=sys.stderr)
+        return 2
+    args.database_url = args.database_url or DEFAULT_SQLITE_URL
     try:
         db = database_from_url(args.database_url)
     except ValueError as exc:

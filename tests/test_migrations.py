@@ -145,9 +145,10 @@ def test_helpers_accept_the_models_proxy(fresh_url):
     assert migrations.pending_migrations(proxy) == []
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    """Run `python -m migrations` from the project root with DATABASE_URL unset."""
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+def _cli(*args: str, **extra_env: str) -> subprocess.CompletedProcess:
+    """Run `python -m migrations` from the project root with DATABASE_URL and DYNO unset unless given."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DYNO")}
+    env.update(extra_env)
     return subprocess.run([sys.executable, "-m", "migrations", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
 
@@ -172,6 +173,20 @@ def test_cli_explains_a_bad_url():
     result = _cli("--database-url", "mysql://nobody@localhost/x")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "postgresql://" in result.stderr
+
+
+def test_cli_refuses_the_sqlite_default_on_a_heroku_dyno():
+    """A release phase without DATABASE_URL must fail, not migrate a throwaway file and report success."""
+    result = _cli(DYNO="release.1")
+    assert result.returncode == 2 and "DATABASE_URL" in result.stderr and "applied" not in result.stdout
+
+
+def test_cli_takes_database_url_from_the_environment(fresh_url):
+    """Heroku's release phase passes the database only through DATABASE_URL."""
+    url = fresh_url("sqlite")
+    result = _cli(DATABASE_URL=url, DYNO="release.1")
+    assert result.returncode == 0 and "applied: 0001_initial" in result.stdout
+    assert _cli("--database-url", url, "--status").returncode == 0
 
 
 def test_migration_files_are_frozen_copies():
