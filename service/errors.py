@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, jsonify
+from flask import Flask, current_app, jsonify, request
 from peewee import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -61,7 +61,7 @@ def _database_unavailable(exc: Exception):
 
 
 def _unexpected(exc: Exception):
-    log.exception("unhandled error")
+    log.exception("unhandled error in %s %s", request.method, request.path)
     return error_response(500, "internal_error", "Unexpected server error; it has been logged.")
 
 

@@ -7,12 +7,9 @@ from service import predictions
 from service.errors import error_response
 from service.openapi import openapi_spec
 from service.requests import observation_request, outcome_request, read_json
+from service.state import current_state as _state
 
 api = Blueprint("api", __name__)
-
-
-def _state():
-    return current_app.extensions["ctrp3"]
 
 
 def _body():

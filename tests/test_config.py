@@ -14,6 +14,7 @@ from models import DEFAULT_SQLITE_URL
 from pipeline.artifact import DEFAULT_ARTIFACT_DIR, ArtifactError
 from service import create_app
 from service.config import DEFAULT_MAX_CONTENT_LENGTH, ConfigError, load_config
+from service.state import EXTENSION
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,7 +92,7 @@ def test_model_is_loaded_from_model_dir_when_not_given(tmp_path):
     directory = _copy_artifact(tmp_path)
     app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "MODEL_DIR": directory})
     card = json.loads((directory / "model_card.json").read_text())
-    assert app.extensions["ctrp3"].model.version == card["version"]
+    assert app.extensions[EXTENSION].model.version == card["version"]
 
 
 def test_dev_server_entry_point_reports_config_errors_without_traceback():
