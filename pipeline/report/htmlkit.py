@@ -13,6 +13,8 @@ def text(value) -> Raw:
     """Escape any value for HTML (None becomes an em dash)."""
     if isinstance(value, Raw):
         return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Raw(f"{value:,}")  # counts reach millions; separators keep them readable
     return Raw("&mdash;" if value is None else escape(str(value)))
 
 
@@ -67,9 +69,9 @@ def points(value, digits: int = 1) -> str:
 def interval(measured: dict | None, as_percent: bool = True) -> str:
     """A rate dict {value, low, high, n} as "36.0% [33.1%, 39.0%] n=512"."""
     if not measured or measured.get("value") is None:
-        return f"\u2014 (n={measured.get('n', 0) if measured else 0})"
+        return f"\u2014 (n={measured.get('n', 0) if measured else 0:,})"
     show = percent if as_percent else number
-    return f"{show(measured['value'])} [{show(measured['low'])}, {show(measured['high'])}] n={measured['n']}"
+    return f"{show(measured['value'])} [{show(measured['low'])}, {show(measured['high'])}] n={measured['n']:,}"
 
 
 def definition_list(pairs: list[tuple[str, object]]) -> Raw:

@@ -26,7 +26,8 @@ def _answers(report: dict) -> Raw:
     clear = [e for e in fair["breaking_rule"] if e["clear"]]
     evaluated = sum(s["evaluated"] for s in fair["model"]["summary"]["by_attribute"].values())
     worst = max(pop["psi"].items(), key=lambda kv: kv[1]["psi"] or 0, default=None)
-    shift = (f"largest PSI {number(worst[1]['psi'])} on {worst[0]} ({worst[1]['band']})" if worst
+    shift = (f"largest PSI {number(worst[1]['psi'])} on {worst[0]} ({worst[1]['band']}; noise floor "
+             f"{number(worst[1].get('noise_floor'), 4)})" if worst
              else "training population unknown" if not pop["known"] else "no production data")
     items = [
         ("Is precision still at least 0.5?",
