@@ -3,12 +3,14 @@
 Reusable by every test module:
 - ``backend``: "sqlite" or "postgres" (parametrised; Postgres tests carry the ``postgres`` marker);
 - ``database_url``: an EMPTY throwaway database of that backend, dropped after the test;
-- ``migrated_database_url``: the same with every migration applied;
+- ``migrated_database_url``: a fresh database with every migration applied (Postgres: copied from
+  ``postgres_template``, migrated once per session);
 - ``artifact``: the committed model, loaded once per session;
 - ``app`` / ``client``: the service on ``migrated_database_url`` and its Flask test client;
 - ``log_counts``: a function returning {"prediction": n, "outcome": n} for the app's database;
 - ``dry_run_requests``: the 223 dry-run requests as (id, observation dict, true_class or None);
 - ``dry_run_bodies``: the same as (id, raw request body exactly as sent, true_class or None);
+- ``observation``: one valid observation dict (tests/fixtures/observation.json);
 - ``assert_error``: the one assertion of the JSON error shape;
 - ``live_server``: a real gunicorn (gunicorn.conf.py) on ``migrated_database_url``; yields its base URL.
 
