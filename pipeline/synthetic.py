@@ -8,7 +8,8 @@ so evaluation can compare a model with the Bayes AUC on the same rows.
 
 Every calibration figure and its source is in ``pipeline/synthetic_calibration.py``; the fixed world (departments,
 officers, places, fitted coefficients) is in ``synthetic_world.py``; the generative model in ``synthetic_model.py``.
-Same (rows, seed, world seed) => byte-identical files.
+Same (rows, seed, world seed) => byte-identical files. ``python -m pipeline.synthetic_report PATH`` prints every
+calibration figure of a file beside its target.
 """
 from __future__ import annotations
 

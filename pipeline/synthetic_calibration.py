@@ -7,6 +7,11 @@ Source keys are those of ``/work/shared/data/ctrp3/CALIBRATION.md``: [R] rjna ED
 of stops per department. [D] is ``dry_run.json``, the 223 real searched stops of May 2018. "Choice" marks a value
 no source pins down: it is a judgement made to produce the qualitative pattern the sources describe.
 
+Figures this module quotes as measured ("gave", "~N at full size") come from the calibration report:
+
+    python -m pipeline.synthetic --rows 2473643 --seed 0 --out /tmp/synthetic.csv
+    python -m pipeline.synthetic_report /tmp/synthetic.csv
+
 The logistic models have two kinds of coefficients: *shape* effects fixed here (age curve, statute, hour, reason,
 department draws) and *level* effects fitted by raking (``rake_logit``) so that the published marginal rates hold.
 """
@@ -84,7 +89,9 @@ SEARCH_TARGETS = {
     "resident": {True: 0.0310 * 0.913 / 0.861, False: 0.0310 * 0.087 / 0.139},
     "town_resident": {True: 0.0310 * 0.397 / 0.312, False: 0.0310 * 0.603 / 0.688},
 }
-# SAC given searched / unsearched: [J] crosstab C 276/27,063; I 318/15,710; N 2,381,540/3,290; O 14,766/30,670.
+# SAC given searched / unsearched: [J] crosstab C 276/27,063; I 318/15,710; N 2,381,540/3,290; O 14,766/30,670
+# (T3 gives the same shares rounded). T4's test-set contraband by SAC over ALL rows (O 35.8% = 67.5% searched x 53%)
+# then follows, because unsearched rows rarely carry contraband.
 SAC_CODES = ("C", "I", "N", "O")
 SAC_GIVEN_SEARCHED = np.array([27_063, 15_710, 3_290, 30_670]) / 76_733
 SAC_GIVEN_UNSEARCHED = np.array([276, 318, 2_381_540, 14_766]) / 2_396_900
@@ -138,7 +145,7 @@ DEPT_SEARCH_SD, DEPT_HIT_SD = 0.50, 0.25  # choice: department search habits and
 DEPT_RACE_SEARCH_SD, DEPT_RACE_HIT_SD = 0.30, 0.25  # choice: within-department race disparities
 DEPT_SAC_SD = 0.40  # choice: departments differ in how they record searches (consent vs probable cause)
 DEPT_STYLE_SHARES = (0.70, 0.20, 0.10)  # choice: location written UPPER, Title, or UPPER padded to 20 characters
-OFFICERS_DRAWN = 11_500  # choice: gives ~8,593 distinct ids at full size [R] (departments reuse badge numbers)
+OFFICERS_DRAWN = 11_200  # choice: ~8,600 distinct ids at full size, as [R]'s 8,593 (departments reuse numbers)
 OFFICER_SEARCH_SD = 0.40  # choice: officers differ in how often they search (not in what they find)
 
 # ---- the mess --------------------------------------------------------------------------------------------------

@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from pipeline import synthetic
+from pipeline import synthetic, synthetic_report
 from pipeline.schema import CT_DATETIME_FORMAT, SEARCHED, TARGET, TRAINING_COLUMNS, clean_frame
 from pipeline.synthetic_model import contraband_probability, sample_features
+from pipeline.synthetic_report import calibration_report
 from pipeline.synthetic_world import build_world
 
 ROWS, SEED = 50_000, 11
@@ -247,3 +248,16 @@ def test_cli_help_and_run(tmp_path, capsys):
 def test_cli_refuses_a_row_count_below_one(tmp_path):
     with pytest.raises(SystemExit):
         synthetic.main(["--rows", "0", "--out", str(tmp_path / "x.csv")])
+
+
+def test_calibration_report_puts_each_figure_beside_its_target(written, raw, truth, searched, capsys):
+    rows = calibration_report(raw, truth)
+    values = {name: value for name, value, _ in rows}
+    assert values["search rate"] == f"{searched.mean():.2%}"
+    assert values["exact duplicate rows"] == f"{raw.duplicated().mean():.2%}"
+    assert "Bayes AUC among searched (truth)" in values
+    assert all(re.search(r"\[[RJIFS][^\]]*\]|\(T\d|choice|issue", target) for _, _, target in rows), "every target cites"
+    assert synthetic_report.main([str(written[2])]) == 0
+    assert "search rate" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        synthetic_report.main([str(written[2].with_name("absent.csv"))])
