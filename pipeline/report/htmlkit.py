@@ -32,7 +32,8 @@ def table(headers: list, rows: list[list], caption: str | None = None, numeric_f
     head = element("tr", *(Raw(element("th", h)) for h in headers))
     body = []
     for row in rows:
-        cells = [element("td", cell, class_="num" if numeric_from <= i < numeric_to else None) for i, cell in enumerate(row)]
+        cells = [element("td", cell, class_="num" if numeric_from <= i < numeric_to else None)
+                 for i, cell in enumerate(row)]
         body.append(element("tr", *cells))
     parts = [element("caption", caption)] if caption else []
     parts += [element("thead", head), element("tbody", *body)]

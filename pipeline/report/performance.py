@@ -32,6 +32,13 @@ def decision_counts(profile: pd.DataFrame) -> pd.DataFrame:
     return summed
 
 
+def _volume_rows(frame: pd.DataFrame, key: str) -> list[dict]:
+    return [{key: str(row[key]), "requests": _int(row["requests"]), "labelled": _int(row["labelled"]),
+             "recommended": _int(row["recommended"]),
+             "label_coverage": rate(_int(row["labelled"]), _int(row["requests"]))}
+            for _, row in frame.iterrows()]
+
+
 def volume_section(volume: pd.DataFrame, history: dict) -> dict:
     """Requests and labelled requests per day and per model version, with overall label coverage."""
     by_day = volume.groupby(["day", "model_version"], sort=True)[["requests", "labelled", "recommended"]].sum()
@@ -40,15 +47,9 @@ def volume_section(volume: pd.DataFrame, history: dict) -> dict:
     versions = (by_day.groupby("model_version", sort=True)[["requests", "labelled", "recommended"]].sum()
                 .reset_index())
     days = by_day.groupby("day", sort=True)[["requests", "labelled", "recommended"]].sum().reset_index()
-
-    def rows(frame, key):
-        return [{key: str(row[key]), "requests": _int(row["requests"]), "labelled": _int(row["labelled"]),
-                 "recommended": _int(row["recommended"]),
-                 "label_coverage": rate(_int(row["labelled"]), _int(row["requests"]))}
-                for _, row in frame.iterrows()]
     return {"requests": requests, "labelled": labelled, "label_coverage": rate(labelled, requests),
             "outcome_reports": history["outcome_reports"], "corrections": history["corrections"],
-            "by_day": rows(days, "day"), "by_model_version": rows(versions, "model_version"),
+            "by_day": _volume_rows(days, "day"), "by_model_version": _volume_rows(versions, "model_version"),
             "by_day_and_model_version": [
                 {"day": str(row.day), "model_version": str(row.model_version), "requests": _int(row.requests),
                  "labelled": _int(row.labelled), "recommended": _int(row.recommended)}
@@ -66,10 +67,8 @@ def confusion(decisions: pd.DataFrame) -> dict:
     """Confusion counts {tn, fp, fn, tp} of the model's decisions against the current outcomes."""
     labelled = _labelled(decisions)
     cells = labelled.groupby(["should_search", "contraband_found"])["count"].sum()
-
-    def cell(predicted, actual):
-        return int(cells.get((predicted, actual), 0))
-    return {"tn": cell(False, False), "fp": cell(True, False), "fn": cell(False, True), "tp": cell(True, True)}
+    names = {"tn": (False, False), "fp": (True, False), "fn": (False, True), "tp": (True, True)}
+    return {name: int(cells.get(key, 0)) for name, key in names.items()}
 
 
 def _default_verdict(overall: dict, by_sac: dict) -> str:

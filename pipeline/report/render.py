@@ -47,16 +47,17 @@ def _answers(report: dict) -> Raw:
     return element("ul", *rows, class_="answers")
 
 
+def _volume_rows(entries: list[dict], key: str) -> list[list]:
+    return [[e[key], e["requests"], e["labelled"], interval(e["label_coverage"]), e["recommended"]] for e in entries]
+
+
 def _volume(volume: dict) -> Raw:
-    def rows(entries, key):
-        return [[e[key], e["requests"], e["labelled"], interval(e["label_coverage"]), e["recommended"]]
-                for e in entries]
     headers = ["requests", "with outcome", "label coverage [95% CI]", "search recommended"]
     return _section("volume", "1. Volume and label coverage",
                     element("p", f"{volume['outcome_reports']} outcome reports received, "
                                  f"{volume['corrections']} of them corrections. Days are UTC days of receipt."),
-                    table(["model version", *headers], rows(volume["by_model_version"], "model_version")),
-                    table(["day", *headers], rows(volume["by_day"], "day")))
+                    table(["model version", *headers], _volume_rows(volume["by_model_version"], "model_version")),
+                    table(["day", *headers], _volume_rows(volume["by_day"], "day")))
 
 
 def _performance(perf: dict) -> Raw:
