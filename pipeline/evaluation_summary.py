@@ -54,9 +54,11 @@ def pooled_gaps(frame: pd.DataFrame, scores, threshold: float, min_group=20) -> 
 def fairness_comparison(frame: pd.DataFrame, scores, threshold: float, min_department=100, min_group=20) -> dict:
     """The figures that decide whether a variant is fairer: AUC, rule breaks, mean and pooled gaps."""
     summary = fairness(frame, scores, threshold, min_department, min_group)["model"]
-    return {"auc": roc_auc(frame[TARGET].to_numpy(dtype=bool), scores),
-            "recall_at_threshold": quality(frame[TARGET], scores, threshold)["recall"]["value"],
-            "departments_evaluated": summary["evaluated"],
-            "breaks_rule": sum(a["breaks_rule"] for a in summary["by_attribute"].values()),
+    measured = quality(frame[TARGET], scores, threshold)
+    return {"auc": measured["auc"], "threshold": threshold,
+            "precision_at_threshold": measured["precision"]["value"],
+            "recall_at_threshold": measured["recall"]["value"],
+            "pairs_evaluated": summary["evaluated"],
+            "pairs_breaking_rule": sum(a["breaks_rule"] for a in summary["by_attribute"].values()),
             "mean_max_gap_per_department": summary["mean_max_gap"],
             "pooled_max_gap": pooled_gaps(frame, scores, threshold, min_group)}

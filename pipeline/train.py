@@ -110,9 +110,6 @@ def _protected_check(args, parts, family, scores, threshold, settings) -> dict:
                                   args.criterion, raise_if_infeasible=False)
         variants[name] = (fairness_comparison(test, test_scores, choice["threshold"], **settings)
                           if choice["feasible"] else {"infeasible": choice["reason"]})
-        if choice["feasible"]:
-            variants[name]["precision_at_threshold"] = quality(test[TARGET], test_scores,
-                                                               choice["threshold"])["precision"]["value"]
     return {"adopted": args.protected_features, "fields": PROTECTED_CHOICES, "family": family,
             "rows": "held-out test rows; each variant with its own validation-chosen threshold",
             "variants": variants}

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import platform
+import subprocess
+import sys
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -36,6 +38,21 @@ def _packages() -> dict:
     return dict(versions, python=platform.python_version())
 
 
+def code_commit() -> dict:
+    """The git commit of the code that trained the model, and whether the loaded pipeline modules differ from it."""
+    root = Path(__file__).resolve().parent.parent
+    loaded = sorted(str(Path(m.__file__).relative_to(root)) for name, m in list(sys.modules.items())
+                    if name.split(".")[0] == "pipeline" and getattr(m, "__file__", None))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *loaded], cwd=root, capture_output=True,
+                               text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "pipeline_modified": None}
+    return {"commit": commit, "pipeline_modified": bool(dirty), "modules": loaded}
+
+
 def _version(family: str, created: datetime, sha: str) -> str:
     short = {"hist_gradient_boosting": "hgb", "logistic_regression": "logreg", "random_forest": "rf"}
     return f"{short.get(family, family)}-{created:%Y%m%dT%H%M%SZ}-{sha[:8]}"
@@ -67,6 +84,7 @@ def build_card(args, loaded, parts, model, description, family, comparison, choi
                           "test": float(test[TARGET].mean())},
         },
         "packages": _packages(),
+        "code": code_commit(),
         "input_fields": list(OBSERVATION_FIELDS),
         "protected_fields": list(PROTECTED_FIELDS),
         "feature_names": [str(n) for n in features.get_feature_names_out()],

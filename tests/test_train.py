@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.artifact import load_artifact, read_card
 from pipeline.loading import load_training_data
+from pipeline.model_card_md import render
 from pipeline.model_selection import time_split
 from pipeline.schema import OBSERVATION_FIELDS, TRAINING_COLUMNS, clean_frame, records_to_frame, validate_observation
 from pipeline.synthetic import generate
@@ -124,3 +125,20 @@ def test_default_model_card_says_it_was_trained_on_synthetic_data():
     card = read_card(Path(__file__).resolve().parent.parent / "artifacts" / "default")
     assert card["synthetic"] is True
     assert "SYNTHETIC" in card["notice"]
+
+
+def test_model_card_markdown_renders_the_cards_figures(trained):
+    card = read_card(trained)
+    text = render(card)
+    assert card["version"] in text
+    assert f"{card['threshold']:.4f}" in text
+    assert "SYNTHETIC" in text
+    for family in card["model_comparison"]["results"]:
+        assert family in text
+
+
+def test_cli_names_what_to_do_when_the_data_file_is_missing(tmp_path, capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["--data", str(tmp_path / "absent.csv")])
+    assert raised.value.code == 2
+    assert "pipeline.synthetic" in capsys.readouterr().err
