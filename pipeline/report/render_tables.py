@@ -19,11 +19,11 @@ def _gap_interval(entry: dict) -> str:
 
 
 def _entries(entries: list[dict], caption: str) -> Raw:
-    rows = [[e["department"], ATTRIBUTE_LABELS.get(e["attribute"], e["attribute"]), e["n"], e["status"],
+    rows = [[e["department"], ATTRIBUTE_LABELS.get(e["attribute"], e["attribute"]), e["status"], e["n"],
              points(e["max_gap"]), _gap_interval(e), _groups(e)]
             for e in entries]
-    return table(["department", "attribute", "n", "status", "largest gap", "gap 95% interval",
-                  "precision per group [95% CI] n"], rows, caption=caption, numeric_from=2, numeric_to=6)
+    return table(["department", "attribute", "status", "n", "largest gap", "gap 95% interval",
+                  "precision per group [95% CI] n"], rows, caption=caption, numeric_from=3, numeric_to=6)
 
 
 def _summary(fairness: dict) -> Raw:
@@ -74,7 +74,9 @@ def fairness_html(fairness: dict, png: bytes | None) -> Raw:
         figure(png, "gap distributions", "Figures 3-4: distribution of precision gaps between groups of the same "
                                          "department (every pair of groups with enough data), the model's "
                                          "recommendations against the officers' own searches."),
-        _entries(evaluated, "Model: departments and attributes with enough data"),
+        element("details", element("summary", f"Model: the {len(evaluated)} department/attribute pairs with enough "
+                                              "data, with every group's precision"),
+                _entries(evaluated, "Model: departments and attributes with enough data")),
         element("details", element("summary", f"{lacking} department/attribute pairs with not enough data"),
                 _entries([e for e in fairness["model"]["table"] if e["status"] == "not enough data"],
                          "Model: not enough data")),
