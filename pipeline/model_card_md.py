@@ -20,13 +20,17 @@ The card's `training_data.sha256` identifies the generated file; the same genera
 card), rows and seed give the same file."""
 
 THRESHOLD_NOTE = """The threshold maximises recall on the validation rows (the 10% of rows just before the held-out
-newest 10%) subject to the **95% Wilson lower bound** of precision being at least {min_precision} + {margin}.
-Why a lower bound rather than the point estimate: with {n} recommended searches in validation the precision
-estimate itself is uncertain by about {half:.1%} (point minus lower bound), so a threshold tuned to a point estimate
-of exactly 0.50 would fall below the bar on new data about as often as not. No further margin is added for drift,
-because the drift the client documented goes the other way: the base hit rate rose from 33% (training file) to 36%
-(2018 production stream; ../shared/data/ctrp3/CALIBRATION.md), and at a fixed threshold a higher base rate raises
-precision. Precision on the held-out newest rows is the check."""
+newest 10%) subject to the **95% Wilson lower bound** of precision being at least {min_precision} + margin
+{margin:.4f}, two safeguards for two different risks:
+- Sampling: with {n} recommended searches in validation, the precision estimate is uncertain by about {half:.1%}
+  (point minus lower bound); a threshold tuned to a point estimate of exactly 0.50 would fall below the bar on new
+  data about as often as not.
+- Drift: the hit rate moves between periods (33% in the training file, 36% in the 2018 production stream, per
+  ../shared/data/ctrp3/CALIBRATION.md, but it can fall too). Under label shift precision's log-odds move one for
+  one with the hit rate's, so the margin is the precision whose log-odds exceed 0.5's by the largest fall in hit-rate
+  log-odds between consecutive validation-sized periods of the training rows: {drop:.3f} here (period hit rates
+  {rates}).
+Precision on the held-out newest rows is the check."""
 
 PROTECTED_NOTE = """Protected attributes were measured, not assumed. The same family was fitted with no protected
 feature, with age only, and with race, ethnicity, sex and age, each with its own validation threshold, and scored on
@@ -149,7 +153,10 @@ def render(card: dict, bench: str | None = None) -> str:
     out += ["", "## Threshold", "", f"Threshold **{card['threshold']:.4f}**: validation precision "
             f"{choice['precision']:.3f} (Wilson lower bound {choice['precision_low']:.3f}), recall {choice['recall']:.3f}.",
             "", THRESHOLD_NOTE.format(min_precision=choice["min_precision"], margin=choice["margin"],
-                                      n=choice["predicted_positive"], half=half), "",
+                                      n=choice["predicted_positive"], half=half,
+                                      drop=choice.get("drift", {}).get("largest_logit_drop", 0.0),
+                                      rates=", ".join(_pct(r) for r in choice.get("drift", {})
+                                                      .get("block_hit_rates", []))), "",
             "## Quality (95% intervals: Wilson; F1 Bonferroni-derived)", ""] + _metrics_table(card["metrics"])
     params = fairness["model"]["parameters"]
     out += ["", f"## Fairness on the held-out rows (min {params['min_department']} recommended searches per "

@@ -46,6 +46,24 @@ def time_split(stamps: pd.Series, validation: float = 0.1, test: float = 0.1) ->
                      test=order[n_train + n_validation:])
 
 
+def drift_margin(y_train, block_size: int, min_precision: float = 0.5) -> dict:
+    """Precision margin that absorbs the largest fall in hit rate seen between consecutive periods of training.
+
+    Under label shift, precision's log-odds move one for one with the base rate's log-odds. So a threshold whose
+    precision is min_precision on validation keeps it on the next period if validation demands
+    sigmoid(logit(min_precision) + d), where d is the largest drop in log-odds of the hit rate between consecutive
+    blocks of ``block_size`` training rows (time order), blocks as large as the validation set.
+    """
+    y = np.asarray(y_train, dtype=float)
+    rates = np.array([y[i:i + block_size].mean() for i in range(0, y.size - block_size + 1, block_size)])
+    rates = np.clip(rates, 1e-6, 1 - 1e-6)
+    drops = -np.diff(np.log(rates / (1 - rates)))
+    largest = float(max(drops.max(initial=0.0), 0.0))
+    target = 1 / (1 + np.exp(-(np.log(min_precision / (1 - min_precision)) + largest)))
+    return {"margin": float(target - min_precision), "largest_logit_drop": largest,
+            "block_size": int(block_size), "block_hit_rates": [float(r) for r in rates]}
+
+
 def _hist_gradient_boosting(features: StopFeatures, seed: int) -> Pipeline:
     model = HistGradientBoostingClassifier(
         learning_rate=0.08, max_iter=400, max_leaf_nodes=31, min_samples_leaf=40, l2_regularization=1.0,

@@ -19,7 +19,7 @@ from pipeline.artifact import save_artifact
 from pipeline.evaluation_summary import fairness, fairness_comparison, quality
 from pipeline.loading import load_training_data
 from pipeline.metrics import ThresholdError, select_threshold
-from pipeline.model_selection import FAMILIES, build_model, compare_families, describe, time_split
+from pipeline.model_selection import FAMILIES, build_model, compare_families, describe, drift_margin, time_split
 from pipeline.schema import TARGET
 from pipeline.training_card import build_card
 
@@ -41,8 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--validation", type=float, default=0.1, help="share of rows for validation (default 0.1)")
     parser.add_argument("--test", type=float, default=0.1, help="share of newest rows held out (default 0.1)")
     parser.add_argument("--min-precision", type=float, default=0.5, help="precision requirement (default 0.5)")
-    parser.add_argument("--margin", type=float, default=0.0,
-                        help="extra precision demanded above --min-precision on validation (default 0)")
+    parser.add_argument("--margin", default="drift",
+                        help="extra precision demanded above --min-precision on validation: a number, or 'drift' "
+                             "(default) for the largest period-to-period fall in hit rate seen in training")
     parser.add_argument("--criterion", choices=("wilson", "point"), default="wilson",
                         help="wilson: the 95%% lower bound of validation precision must clear the bar (default)")
     parser.add_argument("--min-count", type=int, default=30,
@@ -60,6 +61,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--chunksize", type=int, default=500_000, help="CSV rows read at a time")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     args = parser.parse_args(argv)
+    if args.margin != "drift":
+        try:
+            args.margin = float(args.margin)
+        except ValueError:
+            parser.error(f"--margin must be a number or 'drift', not {args.margin!r}")
     if not args.data.is_file():
         parser.error(f"--data {args.data} is not a file; pass the CTRP3 CSV (or generate one with "
                      "`python -m pipeline.synthetic --rows N --seed S --out PATH`)")
@@ -132,7 +138,14 @@ def train(args: argparse.Namespace) -> Path:
     family = max(comparison, key=lambda name: comparison[name]["auc_mean"])
     say(f"fitting {family} on the training rows")
     model, val_scores, test_scores = _fit_and_score(family, args, train_rows, validation, test, protected)
-    choice = _threshold(args, validation, val_scores)
+    if args.margin == "drift":
+        drift = drift_margin(train_rows[TARGET].to_numpy(), len(validation), args.min_precision)
+        args.margin = drift["margin"]
+        say(f"drift margin {args.margin:.4f} (largest fall in hit-rate log-odds between training periods "
+            f"{drift['largest_logit_drop']:.3f})")
+    else:
+        drift = {"margin": args.margin, "source": "--margin"}
+    choice = dict(_threshold(args, validation, val_scores), drift=drift)
     threshold = choice["threshold"]
     say(f"threshold {threshold:.4f}: validation precision {choice['precision']:.3f} "
         f"(lower bound {choice['precision_low']:.3f}), recall {choice['recall']:.3f}")

@@ -9,7 +9,7 @@ import pytest
 from pipeline.artifact import load_artifact, read_card
 from pipeline.loading import load_training_data
 from pipeline.model_card_md import render
-from pipeline.model_selection import time_split
+from pipeline.model_selection import drift_margin, time_split
 from pipeline.schema import OBSERVATION_FIELDS, TRAINING_COLUMNS, clean_frame, records_to_frame, validate_observation
 from pipeline.synthetic import generate
 from pipeline.train import main
@@ -142,3 +142,13 @@ def test_cli_names_what_to_do_when_the_data_file_is_missing(tmp_path, capsys):
         main(["--data", str(tmp_path / "absent.csv")])
     assert raised.value.code == 2
     assert "pipeline.synthetic" in capsys.readouterr().err
+
+
+def test_drift_margin_absorbs_the_largest_fall_in_hit_rate():
+    rising = np.repeat([0.2, 0.3, 0.4], 100) > np.tile(np.linspace(0, 0.999, 100), 3)  # block rates 0.2, 0.3, 0.4
+    assert drift_margin(rising, 100)["margin"] == 0.0
+    falling = rising[::-1]  # 0.4, 0.3, 0.2: the largest fall in log-odds is 0.3 -> 0.2
+    result = drift_margin(falling, 100)
+    drop = np.log(0.3 / 0.7) - np.log(0.2 / 0.8)
+    assert result["largest_logit_drop"] == pytest.approx(drop)
+    assert result["margin"] == pytest.approx(1 / (1 + np.exp(-drop)) - 0.5)
