@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 from models import Outcome, Prediction, database, database_from_url
-from pipeline.report import FairnessParameters, ReportFilters, build_report
+from pipeline.report import FairnessParameters, ReportFilters, build_report, render_page
 from pipeline.report.__main__ import main as report_cli
 
 DAY1, DAY2 = datetime(2026, 5, 1, 9, 30), datetime(2026, 5, 2, 23, 59)
@@ -170,6 +170,13 @@ def test_filters_select_the_slice(hand_log, filters, requests, labelled):
 def test_beta_only_confusion(hand_log):
     counts = build_report(ReportFilters(department="Beta"), card=CARD)["performance"]["metrics"]["counts"]
     assert counts == {"tp": 1, "fp": 1, "fn": 1, "tn": 1}
+
+
+def test_page_escapes_logged_text(hand_log):
+    Prediction.update(department="<b>Alpha & Co</b>").where(Prediction.department == "Alpha").execute()
+    report = build_report(fairness=FairnessParameters(min_department=4, min_group=2), card=CARD)
+    page = render_page(report)
+    assert "<b>Alpha" not in page and "&lt;b&gt;Alpha &amp; Co&lt;/b&gt;" in page
 
 
 def test_cli_writes_json_and_html(hand_log, tmp_path):
