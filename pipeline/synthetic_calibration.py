@@ -145,7 +145,7 @@ DEPT_SEARCH_SD, DEPT_HIT_SD = 0.50, 0.25  # choice: department search habits and
 DEPT_RACE_SEARCH_SD, DEPT_RACE_HIT_SD = 0.30, 0.25  # choice: within-department race disparities
 DEPT_SAC_SD = 0.40  # choice: departments differ in how they record searches (consent vs probable cause)
 DEPT_STYLE_SHARES = (0.70, 0.20, 0.10)  # choice: location written UPPER, Title, or UPPER padded to 20 characters
-OFFICERS_DRAWN = 11_200  # choice: ~8,600 distinct ids at full size, as [R]'s 8,593 (departments reuse numbers)
+OFFICERS_DRAWN = 8_600  # choice: unique ids, nearly all of which appear at full size: [R] counts 8,593
 OFFICER_SEARCH_SD = 0.40  # choice: officers differ in how often they search (not in what they find)
 
 # ---- the mess --------------------------------------------------------------------------------------------------

@@ -49,8 +49,8 @@ def grouped_choice(keys: np.ndarray, groups: np.ndarray, rng) -> np.ndarray:
 
 
 def _grouped_keys(group_of_item: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    order_ok = np.all(np.diff(group_of_item) >= 0)
-    assert order_ok, "items must be sorted by group"
+    if np.any(np.diff(group_of_item) < 0):
+        raise ValueError("items must be sorted by group")
     totals = np.bincount(group_of_item, weights=weights)
     cum = np.cumsum(weights) - np.repeat(np.cumsum(totals) - totals, np.bincount(group_of_item))
     return group_of_item + cum / totals[group_of_item]
@@ -111,24 +111,35 @@ def _officer_id_batch(style: int, n: int, rng) -> np.ndarray:
         return np.char.mod("%d", 1_000_000_000 + numbers % 4000)
     if style == 3:
         return np.char.mod("%d", rng.choice([100_000_000, 120_000_000], n) + numbers % 1000)
-    initials = letters[rng.integers(0, letters.size, (n, 3))]
+    initials = letters[rng.integers(0, letters.size, (n, 5))]
     prefix = np.char.add(np.char.add(initials[:, 0], initials[:, 1]), initials[:, 2])
     if style == 4:
         return np.char.add(prefix, np.char.zfill(np.char.mod("%d", numbers % 10000), 4))
     if style == 5:
         return np.char.add("PSC", np.char.zfill(np.char.mod("%d", numbers % 100000), 5))
-    return np.char.add(initials[:, 0], np.char.mod("%d", numbers % 100))  # "S17", "D1", "P213"
+    if style == 6:
+        return np.char.add(initials[:, 0], np.char.mod("%d", numbers % 1000))  # "S17", "D1", "P213"
+    if style == 7:
+        return np.char.add(np.char.zfill(np.char.mod("%d", numbers % 100), 2), initials[:, 0])  # "08M"
+    return np.char.add(np.char.add(prefix, np.char.add(initials[:, 3], initials[:, 4])),
+                       np.char.zfill(np.char.mod("%d", numbers % 1000), 3))  # "DACYR048"
 
 
 def _officers(names, dept_prob, rng):
+    """Officers per department (by size), each with a globally unique id, a stop activity and a search habit."""
     counts = np.maximum(1, np.round(cal.OFFICERS_DRAWN * dept_prob)).astype(int)
-    style_weights = [0.35, 0.08, 0.15, 0.12, 0.15, 0.08, 0.07]
+    style_weights = [0.34, 0.08, 0.15, 0.12, 0.15, 0.08, 0.04, 0.02, 0.02]  # choice, shapes from CALIBRATION.md
+    used: set[str] = set()
     ids = []
-    for d, n in enumerate(counts):
-        candidates = _officer_id_batch(int(rng.choice(7, p=style_weights)), 4 * n + 20, rng)
-        unique = np.array(list(dict.fromkeys(candidates.tolist())), dtype=object)
-        ids.append(unique[:n])
-    counts = np.array([i.size for i in ids])
+    for n in counts:
+        style, fresh = int(rng.choice(len(style_weights), p=style_weights)), []
+        while len(fresh) < n:
+            for candidate in _officer_id_batch(style, 4 * n + 20, rng).tolist():
+                if candidate not in used and len(fresh) < n:
+                    used.add(candidate)
+                    fresh.append(candidate)
+            style = 4  # a short numeric range ran out; initials + 4 digits cannot
+        ids.append(np.array(fresh, dtype=object))
     dept_of = np.repeat(np.arange(len(names)), counts)
     activity = rng.lognormal(0.0, 0.8, dept_of.size)  # a few officers make many of the stops
     keys = _grouped_keys(dept_of, activity)
