@@ -121,7 +121,8 @@ def main(argv=None) -> int:
     p, r = measured["precision"], measured["recall"]
     print(f"held-out precision: {p['value']:.4f} [{p['low']:.4f}, {p['high']:.4f}] (target >= 0.50)")
     print(f"held-out recall:    {r['value']:.4f} [{r['low']:.4f}, {r['high']:.4f}]")
-    print(f"held-out AUC {measured['auc']:.4f}; Bayes AUC {bayes:.4f}; AUC / Bayes AUC {measured['auc'] / bayes:.4f}"
+    band = measured["auc_interval"]
+    print(f"held-out AUC {measured['auc']:.4f} [{band['low']:.4f}, {band['high']:.4f}]; Bayes AUC {bayes:.4f}; AUC / Bayes AUC {measured['auc'] / bayes:.4f}"
           " (target >= 0.97)")
     print_fairness(test, scores, artifact.threshold)
     return 0

@@ -58,6 +58,11 @@ def _interval(entry: dict) -> str:
     return f"{entry['value']:.3f} [{entry['low']:.3f}, {entry['high']:.3f}]"
 
 
+def _auc(metrics: dict) -> str:
+    interval = metrics.get("auc_interval")
+    return f"{metrics['auc']:.4f}" + (f" [{interval['low']:.4f}, {interval['high']:.4f}]" if interval else "")
+
+
 def _metrics_table(metrics: dict) -> list[str]:
     lines = ["| rows | n | base rate | precision | recall | F1 | accuracy | ROC AUC | tn / fp / fn / tp |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -66,7 +71,7 @@ def _metrics_table(metrics: dict) -> list[str]:
         c = m["counts"]
         lines.append(f"| {name} | {m['n']:,} | {_pct(m['base_rate'])} | {_interval(m['precision'])} | "
                      f"{_interval(m['recall'])} | {_interval(m['f1'])} | {_interval(m['accuracy'])} | "
-                     f"{m['auc']:.4f} | {c['tn']} / {c['fp']} / {c['fn']} / {c['tp']} |")
+                     f"{_auc(m)} | {c['tn']} / {c['fp']} / {c['fn']} / {c['tp']} |")
     return lines
 
 
@@ -161,7 +166,7 @@ def render(card: dict, bench: str | None = None, generator_commit: str | None = 
                                       drop=choice.get("drift", {}).get("largest_logit_drop", 0.0),
                                       rates=", ".join(_pct(r) for r in choice.get("drift", {})
                                                       .get("block_hit_rates", []))), "",
-            "## Quality (95% intervals: Wilson; F1 Bonferroni-derived)", ""] + _metrics_table(card["metrics"])
+            "## Quality (95% intervals: Wilson; F1 Bonferroni-derived; AUC Hanley-McNeil)", ""] + _metrics_table(card["metrics"])
     params = fairness["model"]["parameters"]
     out += ["", f"## Fairness on the held-out rows (min {params['min_department']} recommended searches per "
             f"department, {params['min_group']} per group, max gap {params['max_gap']})", "",

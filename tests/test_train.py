@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from pipeline.artifact import load_artifact, read_card
+from pipeline.evaluation_summary import auc_interval
 from pipeline.loading import load_training_data
 from pipeline.model_card_md import render
 from pipeline.model_selection import drift_margin, time_split
@@ -48,7 +49,9 @@ def test_cli_writes_a_loadable_artifact_with_the_required_card(trained, small_fi
     assert card["synthetic"] is True and "SYNTHETIC" in card["notice"]
     assert set(card["model_comparison"]["results"]) == {"hist_gradient_boosting", "logistic_regression"}
     assert 0 < card["threshold"] < 1
-    assert card["metrics"]["test"]["precision"]["low"] <= card["metrics"]["test"]["precision"]["value"]
+    test = card["metrics"]["test"]
+    assert test["precision"]["low"] <= test["precision"]["value"] <= test["precision"]["high"]
+    assert test["auc_interval"]["low"] <= test["auc"] <= test["auc_interval"]["high"]
     rows = card["training_data"]["rows"]
     with small_file.open() as handle:
         assert rows["rows_read"] == sum(1 for _ in handle) - 1
@@ -152,3 +155,10 @@ def test_drift_margin_absorbs_the_largest_fall_in_hit_rate():
     drop = np.log(0.3 / 0.7) - np.log(0.2 / 0.8)
     assert result["largest_logit_drop"] == pytest.approx(drop)
     assert result["margin"] == pytest.approx(1 / (1 + np.exp(-drop)) - 0.5)
+
+
+def test_auc_interval_contains_the_auc_and_narrows_with_more_rows():
+    small, large = auc_interval(0.75, 50, 100), auc_interval(0.75, 5000, 10000)
+    assert small["low"] < 0.75 < small["high"] and large["low"] < 0.75 < large["high"]
+    assert large["high"] - large["low"] < small["high"] - small["low"]
+    assert auc_interval(None, 10, 10) is None and auc_interval(0.7, 0, 10) is None
