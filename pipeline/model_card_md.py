@@ -155,6 +155,8 @@ def render(card: dict, bench: str | None = None, generator_commit: str | None = 
            f"- Family **{card['model']['family']}** (`{card['model']['class']}`), features "
            f"`{', '.join(card['feature_names'])}`; categorical: `{', '.join(card['categorical_features'])}`.",
            "- The officer id and race, ethnicity and sex are not features; see *Protected attributes*.",
+           "- Fitted on the training rows only: validation rows choose the threshold and test rows are never seen, "
+           "so the figures below are honest estimates for the next period.",
            f"- Comparison ({card['model_comparison']['method']}):", ""]
     out += ["| family | CV ROC AUC | sd | mean fit s |", "|---|---|---|---|"]
     out += [f"| {name} | {r['auc_mean']:.4f} | {r['auc_std']:.4f} | {r['fit_seconds_mean']:.1f} |"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from pipeline.artifact import save_artifact
@@ -98,6 +97,21 @@ def _threshold(args, validation, scores) -> dict:
                          "share, or more data.") from None
 
 
+def _choose_threshold(args, train_rows, validation, val_scores, say) -> dict:
+    """The validation threshold under the Wilson criterion, with the drift margin unless --margin is a number."""
+    if args.margin == "drift":
+        drift = drift_margin(train_rows[TARGET].to_numpy(), len(validation), args.min_precision)
+        args.margin = drift["margin"]
+        say(f"drift margin {args.margin:.4f} (largest fall in hit-rate log-odds between training periods "
+            f"{drift['largest_logit_drop']:.3f})")
+    else:
+        drift = {"margin": args.margin, "source": "--margin"}
+    choice = dict(_threshold(args, validation, val_scores), drift=drift)
+    say(f"threshold {choice['threshold']:.4f}: validation precision {choice['precision']:.3f} "
+        f"(lower bound {choice['precision_low']:.3f}), recall {choice['recall']:.3f}")
+    return choice
+
+
 def _protected_check(args, parts, family, scores, threshold, settings) -> dict:
     """Fit the same family with each choice of protected features and compare quality and fairness on test rows.
 
@@ -138,17 +152,8 @@ def train(args: argparse.Namespace) -> Path:
     family = max(comparison, key=lambda name: comparison[name]["auc_mean"])
     say(f"fitting {family} on the training rows")
     model, val_scores, test_scores = _fit_and_score(family, args, train_rows, validation, test, protected)
-    if args.margin == "drift":
-        drift = drift_margin(train_rows[TARGET].to_numpy(), len(validation), args.min_precision)
-        args.margin = drift["margin"]
-        say(f"drift margin {args.margin:.4f} (largest fall in hit-rate log-odds between training periods "
-            f"{drift['largest_logit_drop']:.3f})")
-    else:
-        drift = {"margin": args.margin, "source": "--margin"}
-    choice = dict(_threshold(args, validation, val_scores), drift=drift)
+    choice = _choose_threshold(args, train_rows, validation, val_scores, say)
     threshold = choice["threshold"]
-    say(f"threshold {threshold:.4f}: validation precision {choice['precision']:.3f} "
-        f"(lower bound {choice['precision_low']:.3f}), recall {choice['recall']:.3f}")
     settings = {"min_department": args.fairness_min_department, "min_group": args.fairness_min_group}
     evaluation = {"validation": quality(validation[TARGET], val_scores, threshold),
                   "test": quality(test[TARGET], test_scores, threshold),
