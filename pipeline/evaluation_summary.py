@@ -75,4 +75,5 @@ def fairness_comparison(frame: pd.DataFrame, scores, threshold: float, min_depar
             "pairs_evaluated": summary["evaluated"],
             "pairs_breaking_rule": sum(a["breaks_rule"] for a in summary["by_attribute"].values()),
             "mean_max_gap_per_department": summary["mean_max_gap"],
-            "pooled_max_gap": pooled_gaps(frame, scores, threshold, min_group)}
+            "pooled_min_group": min_department,
+            "pooled_max_gap": pooled_gaps(frame, scores, threshold, min_group=min_department)}

@@ -36,7 +36,8 @@ Precision on the held-out newest rows is the check."""
 PROTECTED_NOTE = """Protected attributes were measured, not assumed. The same family was fitted with no protected
 feature, with age only, and with race, ethnicity, sex and age, each with its own validation threshold, and scored on
 the held-out rows (table below; pooled gaps are the largest precision difference between groups with all departments
-together; the per-department counts use the fairness minimums above). Adopted: **{adopted}**.
+together, among groups with at least {pooled_min} recommended searches, so that a handful of searches of a small
+group cannot dominate; the per-department counts use the fairness minimums above). Adopted: **{adopted}**.
 
 Measured effect of adding age to the no-protected model: the pooled age-group gap goes from {age_before} to
 {age_after}; the largest widening of any other pooled gap is {widening:.1f} points; (department, attribute) pairs
@@ -121,7 +122,7 @@ def _protected_note(check: dict) -> str:
     before, after = none["pooled_max_gap"], age["pooled_max_gap"]
     others = [after[a] - before[a] for a in before if a != "SubjectAgeGroup" and None not in (before[a], after[a])]
     return PROTECTED_NOTE.format(
-        adopted=check["adopted"], age_before=_pct(before.get("SubjectAgeGroup")),
+        adopted=check["adopted"], pooled_min=age.get("pooled_min_group"), age_before=_pct(before.get("SubjectAgeGroup")),
         age_after=_pct(after.get("SubjectAgeGroup")), widening=100 * max(others + [0.0]),
         breaks_before=none["pairs_breaking_rule"], evaluated_before=none["pairs_evaluated"],
         breaks_after=age["pairs_breaking_rule"], evaluated_after=age["pairs_evaluated"],
