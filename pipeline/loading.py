@@ -39,7 +39,7 @@ def read_searched_raw(path: Path, chunksize: int = 500_000, quiet: bool = False)
     reader = pd.read_csv(path, usecols=list(TRAINING_COLUMNS), dtype=str, chunksize=chunksize)
     for chunk in reader:
         rows_read += len(chunk)
-        searched = true_mask(chunk[SEARCHED])
+        searched = clean_frame_flag(chunk[SEARCHED])
         kept.append(chunk[searched])
         _progress(f"read {rows_read:,} rows, {sum(map(len, kept)):,} searched", quiet)
     if not rows_read:
@@ -48,7 +48,7 @@ def read_searched_raw(path: Path, chunksize: int = 500_000, quiet: bool = False)
     return raw, {"rows_read": rows_read, "searched": len(raw)}
 
 
-def true_mask(column: pd.Series) -> pd.Series:
+def clean_frame_flag(column: pd.Series) -> pd.Series:
     """A True/False text column to a plain bool mask (missing counts as False)."""
     text = column.astype("string").str.strip().str.lower()
     return text.isin(["true", "1", "t", "yes", "y"]).fillna(False).astype(bool)
