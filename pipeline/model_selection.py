@@ -8,15 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import TimeSeriesSplit
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScaler
+from sklearn.pipeline import Pipeline
 
 from pipeline.features import AGE_FIELD, BOOL_FIELDS, StopFeatures
+from pipeline.linear_encoding import LinearEncoding
 from pipeline.metrics import roc_auc
 from pipeline.schema import TARGET
 
@@ -73,18 +71,9 @@ def _hist_gradient_boosting(features: StopFeatures, seed: int) -> Pipeline:
 
 
 def _logistic_regression(features: StopFeatures, seed: int) -> Pipeline:
-    categorical = features.categorical_features()
-    numeric = [("age", make_pipeline(SimpleImputer(strategy="median"), SplineTransformer(n_knots=6)),
-                [AGE_FIELD])] if AGE_FIELD in features.protected else []
-    encode = ColumnTransformer(numeric + [
-        ("categories", OneHotEncoder(handle_unknown="ignore", min_frequency=20), categorical),
-        ("hour", make_pipeline(SimpleImputer(strategy="median"),
-                               SplineTransformer(n_knots=7, degree=3, extrapolation="periodic")), ["hour"]),
-        ("calendar", make_pipeline(SimpleImputer(strategy="median"),
-                                   OneHotEncoder(handle_unknown="ignore")), ["day_of_week", "month"]),
-        ("flags", make_pipeline(SimpleImputer(strategy="most_frequent"), StandardScaler()),
-         ["time_missing", "year", *BOOL_FIELDS]),
-    ])
+    encode = LinearEncoding(one_hot=(*features.categorical_features(), "hour", "day_of_week", "month"),
+                            numeric=("time_missing", "year", *BOOL_FIELDS),
+                            age=AGE_FIELD if AGE_FIELD in features.protected else None, min_frequency=20)
     model = LogisticRegression(C=0.5, max_iter=2000, random_state=seed)
     return Pipeline([("features", features), ("encode", encode), ("model", model)])
 

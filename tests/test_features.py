@@ -10,6 +10,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from pipeline.features import CategoryCodes, StopFeatures
+from pipeline.linear_encoding import LinearEncoding
 from pipeline.schema import PROTECTED_FIELDS, clean_frame, records_to_frame, validate_observation
 
 DRY_RUN = Path(__file__).parent / "fixtures" / "dry_run.json"
@@ -120,3 +121,30 @@ def test_missing_input_column_is_named(training_frame):
     features = StopFeatures().fit(training_frame)
     with pytest.raises(KeyError, match="StatuteReason"):
         features.transform(training_frame.drop(columns="StatuteReason"))
+
+
+def _coded_frame():
+    return pd.DataFrame({"code": [1.0] * 30 + [2.0] * 25 + [3.0] * 2 + [np.nan] * 3,
+                         "SubjectAge": np.linspace(16, 80, 60), "year": np.linspace(2014, 2018, 60)})
+
+
+def test_linear_encoding_contract_and_unseen_rare_missing_levels():
+    frame = _coded_frame()
+    encoding = LinearEncoding(one_hot=("code",), numeric=("year",), age="SubjectAge", min_frequency=20)
+    with pytest.raises(NotFittedError):
+        encoding.transform(frame)
+    assert clone(encoding).get_params() == encoding.get_params()
+    out = encoding.fit(frame).transform(frame)
+    names = list(encoding.get_feature_names_out())
+    assert out.shape == (60, len(names))
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(encoding)).transform(frame), out)
+    probe = pd.DataFrame({"code": [1.0, 3.0, 9.0, np.nan], "SubjectAge": [17.0, 45.0, np.nan, 90.0],
+                          "year": [2016.0, np.nan, 2016.0, 2016.0]})
+    encoded = pd.DataFrame(encoding.transform(probe), columns=names)
+    assert list(encoded["code=1"]) == [1, 0, 0, 0]
+    assert list(encoded["code=other"]) == [0, 1, 1, 0]  # rare (3) and unseen (9) share a column
+    assert list(encoded["code=missing"]) == [0, 0, 0, 1]
+    assert encoded["SubjectAge[0,18)"].iloc[0] == 1 and encoded["SubjectAge=missing"].iloc[2] == 1
+    assert encoded["SubjectAge>=60"].iloc[3] == 1
+    assert encoded["year"].iloc[1] == 0.0  # missing numbers become the training mean
+    assert (encoded.drop(columns="year").sum(axis=1) == 2).all()  # one level per one-hot block
