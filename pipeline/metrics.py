@@ -7,6 +7,7 @@ Conventions used everywhere in this module:
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -20,6 +21,7 @@ class ThresholdError(ValueError):
     """No threshold satisfies the precision constraint; the message says what the best achievable was."""
 
 
+@functools.lru_cache(maxsize=None)  # the report asks for the same z thousands of times
 def _z(confidence: float) -> float:
     return float(norm.ppf(0.5 + confidence / 2))
 

@@ -73,6 +73,24 @@ def _post(summary: str, request: str, response: str, extra_errors: dict) -> dict
         "application/json": {"schema": {"$ref": f"#/components/schemas/{request}"}}}}}}
 
 
+_REPORT_PARAMETERS = (
+    ("since", "string", "first day of received_at to include (YYYY-MM-DD or ISO 8601)"),
+    ("until", "string", "last day of received_at to include (a bare date covers the whole day)"),
+    ("department", "string", "only this department"), ("model_version", "string", "only this model version"),
+    ("min_department", "integer", "fewest outcomes a department needs for a fairness verdict (default 100)"),
+    ("min_group", "integer", "fewest outcomes a group needs to be compared (default 20)"),
+)
+
+
+def _report_get(summary: str, media_type: str) -> dict:
+    parameters = [{"name": name, "in": "query", "required": False, "schema": {"type": kind}, "description": text}
+                  for name, kind, text in _REPORT_PARAMETERS]
+    return {"get": {"summary": summary, "parameters": parameters, "responses": {
+        "200": {"description": "OK", "content": {media_type: {}}},
+        "400": {"description": "Unknown or invalid parameter (see `fields`)", "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}}
+
+
 @lru_cache(maxsize=1)
 def openapi_spec() -> dict:
     """The service's OpenAPI 3.0 document."""
@@ -116,6 +134,8 @@ def openapi_spec() -> dict:
             "503": {"description": "unhealthy; `fields` names each failing component", "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3"}}}},
+        "/report": _report_get("The monitoring report (client report tables 1-6) as JSON", "application/json"),
+        "/report.html": _report_get("The monitoring report as a page with tables and charts", "text/html"),
     }
     return {"openapi": "3.0.3",
             "info": {"title": "CTRP3 search recommendation service", "version": "1.0.0",
