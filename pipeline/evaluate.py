@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from pipeline import fairness, metrics, plots, population
 from pipeline.artifact import DEFAULT_ARTIFACT_DIR, ArtifactError, load_artifact
 from pipeline.loading import clean_frame_flag
 from pipeline.schema import OBSERVATION_FIELDS, SEARCHED, TARGET, TRAINING_COLUMNS, clean_frame
+from pipeline.progress import Progress
 
 TRUTH_COLUMN = "_true_probability"
 TRUTH_NAMES = ("contraband_probability", "true_probability", "probability", "p_contraband")
@@ -62,17 +62,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         if path is not None and not path.is_file():
             parser.error(f"--{name} {path} is not a file")
     return args
-
-
-class Progress:
-    """Timestamped progress lines on stderr."""
-
-    def __init__(self, quiet: bool):
-        self.quiet, self.started = quiet, time.perf_counter()
-
-    def __call__(self, message: str) -> None:
-        if not self.quiet:
-            print(f"[{time.perf_counter() - self.started:7.1f}s] {message}", file=sys.stderr, flush=True)
 
 
 def read_truth(path: Path, column: str | None) -> np.ndarray:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from pipeline.artifact import save_artifact
@@ -21,6 +20,7 @@ from pipeline.metrics import ThresholdError, select_threshold
 from pipeline.model_selection import FAMILIES, build_model, compare_families, describe, drift_margin, time_split
 from pipeline.schema import TARGET
 from pipeline.training_card import build_card
+from pipeline.progress import Progress
 
 DEFAULT_FAMILIES = ("hist_gradient_boosting", "logistic_regression", "random_forest")
 PROTECTED_CHOICES = {"none": (), "age": ("SubjectAge",),
@@ -69,17 +69,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error(f"--data {args.data} is not a file; pass the CTRP3 CSV (or generate one with "
                      "`python -m pipeline.synthetic --rows N --seed S --out PATH`)")
     return args
-
-
-class Progress:
-    """Timestamped progress lines on stderr."""
-
-    def __init__(self, quiet: bool):
-        self.quiet, self.started = quiet, time.perf_counter()
-
-    def __call__(self, message: str) -> None:
-        if not self.quiet:
-            print(f"[{time.perf_counter() - self.started:7.1f}s] {message}", file=sys.stderr, flush=True)
 
 
 def _fit_and_score(family, args, train, validation, test, protected=()):

@@ -2,6 +2,7 @@
 
 Reusable by every test module:
 - ``backend``: "sqlite" or "postgres" (parametrised; Postgres tests carry the ``postgres`` marker);
+- ``fresh_url``: a factory ``make(backend) -> url`` of EMPTY throwaway databases, dropped after the test;
 - ``database_url``: an EMPTY throwaway database of that backend, dropped after the test;
 - ``migrated_database_url``: a fresh database with every migration applied (Postgres: copied from
   ``postgres_template``, migrated once per session);
@@ -80,14 +81,23 @@ def backend(request) -> str:
 
 
 @pytest.fixture
-def database_url(backend, tmp_path, request) -> str:
-    """URL of an empty database of this backend (a tmp_path file or a throwaway Postgres database)."""
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'service.sqlite3'}"
-    admin_url = request.getfixturevalue("postgres_admin_url")
+def fresh_url(request, tmp_path):
+    """A factory of URLs of EMPTY databases of a given backend, each dropped at teardown."""
     stack = contextlib.ExitStack()
     request.addfinalizer(stack.close)
-    return stack.enter_context(throwaway_postgres(admin_url))
+
+    def make(backend: str) -> str:
+        if backend == "sqlite":
+            return f"sqlite:///{tmp_path / f'{uuid.uuid4().hex}.sqlite3'}"
+        return stack.enter_context(throwaway_postgres(request.getfixturevalue("postgres_admin_url")))
+
+    return make
+
+
+@pytest.fixture
+def database_url(backend, fresh_url) -> str:
+    """URL of an empty database of this backend (a tmp_path file or a throwaway Postgres database)."""
+    return fresh_url(backend)
 
 
 def _migrate(url: str) -> None:

@@ -5,10 +5,8 @@ import contextlib
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
-import psycopg2
 import pytest
 from peewee import PostgresqlDatabase
 
@@ -17,37 +15,6 @@ from models import TABLES, database_from_url
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-@contextlib.contextmanager
-def _throwaway_postgres(admin_url: str):
-    """Create a uniquely named Postgres database next to admin_url's and drop it afterwards."""
-    name = f"h3b_mig_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(admin_url)
-    admin.autocommit = True
-    try:
-        admin.cursor().execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield admin_url.rsplit("/", 1)[0] + "/" + name
-        finally:
-            admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.close()
-
-
-@pytest.fixture
-def fresh_url(request, tmp_path):
-    """A factory of URLs of empty databases of the test's backend, each dropped at teardown."""
-    stack = contextlib.ExitStack()
-    request.addfinalizer(stack.close)
-
-    def make(backend: str) -> str:
-        if backend == "sqlite":
-            return f"sqlite:///{tmp_path / f'{uuid.uuid4().hex}.sqlite3'}"
-        # conftest's postgres_admin_url skips when Postgres is down, and fails instead under CI=true.
-        return stack.enter_context(_throwaway_postgres(request.getfixturevalue("postgres_admin_url")))
-
-    return make
 
 
 @contextlib.contextmanager
