@@ -1,5 +1,7 @@
 """gunicorn settings for Heroku, Docker and `make run`: $PORT, WEB_CONCURRENCY sync workers, model loaded once."""
+import logging
 import os
+import sys
 
 # Heroku and Docker publish the port in $PORT; 5000 is the local default.
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
@@ -28,6 +30,17 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # %(M)s: request duration in milliseconds, which is what monitoring the 30 s router budget needs.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+
+# gunicorn configures only its own loggers; without this the app's INFO lines (model served, schema state) would be
+# dropped and only warnings would reach stderr through Python's last-resort handler.
+_app_handler = logging.StreamHandler(sys.stderr)
+_app_handler.setFormatter(logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+                                            "%Y-%m-%d %H:%M:%S %z"))
+for _name in ("service", "pipeline", "migrations"):
+    _logger = logging.getLogger(_name)
+    _logger.setLevel(loglevel.upper())
+    _logger.addHandler(_app_handler)
+    _logger.propagate = False
 
 
 def pre_fork(server, worker):

@@ -100,6 +100,7 @@ def test_serves_logs_and_stops_gracefully(server, dry_run_requests):
     assert time.monotonic() - began < HEROKU_WINDOW
     log = log_path.read_text()
     assert '"POST /should_search HTTP/1.1" 200' in log  # the access log line
+    assert "[INFO] service: serving model" in log  # the app's own INFO lines reach the log too
     assert "Shutting down" in log and "Traceback" not in log
 
 
