@@ -153,6 +153,8 @@ class StopFeatures(TransformerMixin, BaseEstimator):
         """Learn the kept categories of every categorical input."""
         self.codes_ = CategoryCodes(self._categorical_inputs(), self.min_count, self.max_categories).fit(X)
         _require_columns(X, (DATETIME_FIELD,) + BOOL_FIELDS)
+        years = time_features(X[DATETIME_FIELD])["year"]
+        self.year_range_ = (float(np.nanmin(years)), float(np.nanmax(years)))
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -160,6 +162,9 @@ class StopFeatures(TransformerMixin, BaseEstimator):
         """Return the float32 feature DataFrame (NaN where an input is missing)."""
         check_is_fitted(self, "codes_")
         columns = self.codes_.code_arrays(X) | time_features(X[DATETIME_FIELD])
+        # A linear model would extrapolate the training years' trend to every later stop (a request dated 2026
+        # would be told "search" more often than one from 2018); later stops get the newest period seen instead.
+        columns["year"] = np.clip(columns["year"], *self.year_range_).astype(np.float32)
         columns |= {name: _bool_column(X[name]) for name in BOOL_FIELDS}
         if self._protected()[1]:
             columns[AGE_FIELD] = pd.to_numeric(X[AGE_FIELD]).to_numpy(dtype=np.float32, na_value=np.nan)

@@ -42,8 +42,12 @@ group cannot dominate; the per-department counts use the fairness minimums above
 Measured effect of adding age to the no-protected model: the pooled age-group gap goes from {age_before} to
 {age_after}; the largest widening of any other pooled gap is {widening:.1f} points; (department, attribute) pairs
 breaking the 5-point rule go from {breaks_before} of {evaluated_before} evaluated to {breaks_after} of {evaluated_after}; recall at the chosen
-threshold from {recall_before:.3f} to {recall_after:.3f}. A model blind to age recommends searching older drivers,
-whose hit rate is far lower, too readily, which is exactly the precision gap the client's rule forbids.
+threshold from {recall_before:.3f} to {recall_after:.3f}; AUC from {auc_before:.4f} to {auc_after:.4f}.
+
+Protected attributes stay out of the features unless a measured fairness gain on the client's own rule (precision
+gaps WITHIN each department) justifies them; a better AUC or a narrower pooled gap is not that rule. On this run
+adding age {verdict} the share of (department, attribute) pairs that break the rule, so the default is `none`;
+train with `--protected-features age` where the per-department figures on the client's data favour it.
 
 Race, ethnicity and sex are not adopted by default even where they narrow gaps further: the generator writes
 race/ethnicity/sex offsets straight into its truth, so a gain on generated data is partly an artefact, and an explicit
@@ -126,7 +130,17 @@ def _protected_note(check: dict) -> str:
         age_after=_pct(after.get("SubjectAgeGroup")), widening=100 * max(others + [0.0]),
         breaks_before=none["pairs_breaking_rule"], evaluated_before=none["pairs_evaluated"],
         breaks_after=age["pairs_breaking_rule"], evaluated_after=age["pairs_evaluated"],
-        recall_before=none["recall_at_threshold"], recall_after=age["recall_at_threshold"])
+        recall_before=none["recall_at_threshold"], recall_after=age["recall_at_threshold"],
+        auc_before=none["auc"], auc_after=age["auc"], verdict=_age_verdict(none, age))
+
+
+def _age_verdict(none: dict, age: dict) -> str:
+    """Whether adding age lowered the share of department x attribute pairs breaking the 5-point rule."""
+    share = {name: v["pairs_breaking_rule"] / v["pairs_evaluated"] if v["pairs_evaluated"] else None
+             for name, v in (("none", none), ("age", age))}
+    if None in share.values():
+        return "could not be measured on"
+    return "lowers" if share["age"] < share["none"] else "does not lower"
 
 
 def render(card: dict, bench: str | None = None, generator_commit: str | None = None) -> str:

@@ -117,6 +117,19 @@ def test_time_features_flag_the_midnight_placeholder(training_frame):
     assert out["hour"].iloc[1] == 0.0
 
 
+def test_later_stops_get_the_newest_training_period_not_an_extrapolated_trend(training_frame):
+    """The fractional year is clipped to the training range, so a 2026 stop scores like the newest training stop."""
+    history = training_frame.copy()
+    history["InterventionDateTime"] = pd.date_range("2014-01-01", "2017-06-01", periods=len(history))
+    features = StopFeatures(min_count=1).fit(history)
+    assert features.year_range_[0] == pytest.approx(2014.0, abs=0.01)
+    assert features.year_range_[1] == pytest.approx(2017.41, abs=0.01)
+    later = history.head(3).copy()
+    later["InterventionDateTime"] = pd.to_datetime(["2017-06-01", "2018-05-16", "2026-11-28"])
+    years = features.transform(later)["year"].to_numpy()
+    assert years[0] == years[1] == years[2] == pytest.approx(features.year_range_[1])
+
+
 def test_missing_input_column_is_named(training_frame):
     features = StopFeatures().fit(training_frame)
     with pytest.raises(KeyError, match="StatuteReason"):
