@@ -1,7 +1,5 @@
 """gunicorn settings for Heroku, Docker and `make run`: $PORT, WEB_CONCURRENCY sync workers, model loaded once."""
-import logging
 import os
-import sys
 
 # Heroku and Docker publish the port in $PORT; 5000 is the local default.
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
@@ -32,15 +30,23 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 
 # gunicorn configures only its own loggers; without this the app's INFO lines (model served, schema state) would be
-# dropped and only warnings would reach stderr through Python's last-resort handler.
-_app_handler = logging.StreamHandler(sys.stderr)
-_app_handler.setFormatter(logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
-                                            "%Y-%m-%d %H:%M:%S %z"))
-for _name in ("service", "pipeline", "migrations"):
-    _logger = logging.getLogger(_name)
-    _logger.setLevel(loglevel.upper())
-    _logger.addHandler(_app_handler)
-    _logger.propagate = False
+# dropped and only warnings would reach stderr through Python's last-resort handler. A dict (applied by gunicorn
+# before it preloads the app) rather than logging calls here, so reading this file has no side effects.
+# gunicorn merges it into its defaults key by key, so its own two loggers are restated.
+_GENERIC = {"format": "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+            "datefmt": "%Y-%m-%d %H:%M:%S %z"}
+logconfig_dict = {
+    "root": {"level": loglevel.upper(), "handlers": ["error_console"]},
+    "loggers": {
+        "gunicorn.error": {"level": loglevel.upper(), "handlers": ["error_console"], "propagate": False},
+        "gunicorn.access": {"level": "INFO", "handlers": ["access_console"], "propagate": False},
+    },
+    "handlers": {
+        "error_console": {"class": "logging.StreamHandler", "formatter": "generic", "stream": "ext://sys.stderr"},
+        "access_console": {"class": "logging.StreamHandler", "formatter": "access", "stream": "ext://sys.stdout"},
+    },
+    "formatters": {"generic": _GENERIC, "access": {"format": "%(message)s"}},
+}
 
 
 def pre_fork(server, worker):

@@ -24,4 +24,6 @@ def database_from_url(url: str):
         return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS)
     if not url.startswith(("postgres://", "postgresql://")):
         raise ValueError(f"unsupported DATABASE_URL scheme in {url.split(':', 1)[0]!r}: use postgresql:// or sqlite:///")
-    return connect(url, autorollback=False)
+    # Without a connect timeout an unreachable host blocks a worker until gunicorn kills it; 5 s answers 503 first.
+    options = {} if "connect_timeout=" in url else {"connect_timeout": 5}
+    return connect(url, autorollback=False, **options)

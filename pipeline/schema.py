@@ -70,6 +70,9 @@ AGE_GROUP_EDGES = (0, 18, 36, 56, 200)
 AGE_GROUPS = ("Youth", "Young Adult", "Adult", "Senior")
 
 _SPACES = re.compile(r"\s+")
+# C0 and C1 controls and DEL: invisible in logs and reports, so two ids that look equal could differ. Tab, line feed
+# and carriage return are kept: they are whitespace, which text fields collapse to one space.
+_CONTROL = re.compile(r"[\x01-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 class ValidationError(ValueError):
@@ -81,9 +84,11 @@ class ValidationError(ValueError):
 
 
 def text_problem(value: str) -> str | None:
-    """Return why a string cannot be stored (NUL, lone surrogate, length), or None if it can."""
+    """Return why a string cannot be stored (NUL, control characters, lone surrogate, length), or None if it can."""
     if "\x00" in value:
         return "must not contain NUL characters"
+    if _CONTROL.search(value):
+        return "must not contain control characters"
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -148,7 +153,9 @@ def _check_value(field: Field, value):
     if not text:
         return None, "must not be empty"
     if field.name == "InterventionLocationName":
-        text = text.upper()
+        text = text.upper()  # may lengthen the text ("ß" -> "SS"), so the length is checked again below
+        if len(text) > MAX_TEXT_LENGTH:
+            return None, f"must be at most {MAX_TEXT_LENGTH} characters once upper-cased"
     return text, None
 
 

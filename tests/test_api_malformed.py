@@ -108,6 +108,15 @@ CASES = [
     ("over-long-field", "POST", "/should_search", _search(_obs(Department_Name="D" * 201)), JSON, 400,
      "Department Name"),
     ("over-long-id", "POST", "/should_search", _search(observation_id="i" * 129), JSON, 400, "observation_id"),
+    # 200 characters that upper-case to 400: Postgres' VARCHAR(200) used to refuse the row with a 500.
+    ("over-long-once-upper-cased", "POST", "/should_search",
+     _search(_obs(InterventionLocationName="\u00df" * 200)), JSON, 400, "InterventionLocationName"),
+    ("control-character-in-id", "POST", "/should_search", _search(observation_id="stop\x01-7"), JSON, 400,
+     "observation_id"),
+    ("control-character-in-field", "POST", "/predict", {"id": 4, "observation": _obs(StatuteReason="Other\x7f")},
+     JSON, 400, "StatuteReason"),
+    # An unterminated string full of escaped quotes: the depth scan must stay linear (it used to take seconds).
+    ("unterminated-escaped-quotes", "POST", "/should_search", b'"' + b'\\"' * 4000 + b"[" * 9, JSON, 400, None),
     ("empty-id", "POST", "/should_search", _search(observation_id=""), JSON, 400, "observation_id"),
     ("blank-id", "POST", "/search_result", {"observation_id": "   ", "contraband_found": True}, JSON, 400,
      "observation_id"),
