@@ -46,8 +46,8 @@ threshold from {recall_before:.3f} to {recall_after:.3f}; AUC from {auc_before:.
 
 Protected attributes stay out of the features unless a measured fairness gain on the client's own rule (precision
 gaps WITHIN each department) justifies them; a better AUC or a narrower pooled gap is not that rule. On this run
-adding age {verdict} the share of (department, attribute) pairs that break the rule, so the default is `none`;
-train with `--protected-features age` where the per-department figures on the client's data favour it.
+adding age {verdict} the share of (department, attribute) pairs that break the rule. The default is `none`;
+train with `--protected-features age` only where the per-department figures on the client's data favour it.
 
 Race, ethnicity and sex are not adopted by default even where they narrow gaps further: the generator writes
 race/ethnicity/sex offsets straight into its truth, so a gain on generated data is partly an artefact, and an explicit
