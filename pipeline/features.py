@@ -12,6 +12,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from pipeline.schema import category_key
+
 CODE_FIELDS = ("SearchAuthorizationCode", "InterventionReasonCode")
 TEXT_FIELDS = ("StatuteReason", "Department Name", "InterventionLocationName")
 BOOL_FIELDS = ("ResidentIndicator", "TownResidentIndicator")
@@ -20,11 +22,6 @@ PROTECTED_CODE_FIELDS = ("SubjectRaceCode", "SubjectEthnicityCode", "SubjectSexC
 AGE_FIELD = "SubjectAge"
 TIME_FEATURES = ("hour", "time_missing", "day_of_week", "month", "year")
 RARE_CODE = 0.0  # rare and unseen values share one code; missing values stay NaN
-
-
-def _normalise_label(value) -> str | None:
-    text = " ".join(str(value).split()).casefold()
-    return text or None
 
 
 def normalised_categories(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -37,7 +34,7 @@ def normalised_categories(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     else:
         codes, distinct = pd.factorize(column, use_na_sentinel=True)
     labels = np.empty(len(distinct), dtype=object)
-    labels[:] = [_normalise_label(value) for value in distinct]
+    labels[:] = [category_key(value) for value in distinct]
     return codes, labels
 
 

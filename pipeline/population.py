@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from pipeline.schema import PROTECTED_FIELDS, age_group_series
+from pipeline.schema import PROTECTED_FIELDS, age_group_series, category_key
 
 MISSING = "(missing)"
 POPULATION_FIELDS = PROTECTED_FIELDS + ("InterventionReasonCode", "SearchAuthorizationCode", "StatuteReason",
@@ -115,6 +115,23 @@ def population_table(training_shares: dict, production_shares: dict) -> list[dic
                          "training_pct": 100 * train[value] if value in train else None,
                          "production_pct": 100 * prod[value] if value in prod else None})
     return rows
+
+
+def align_to_training(training_shares: dict, production_counts: dict) -> dict:
+    """Production counts with each value spelled as in training when the two differ only in case or spacing.
+
+    The model matches categories by ``schema.category_key``; without this, "MILFORD" logged in production would
+    count as a department unseen in training (inflating PSI and the unseen rate) although the model knows it.
+    """
+    aligned = {}
+    for field, counts in production_counts.items():
+        spelling = {category_key(value): value for value in training_shares.get(field, {})}
+        merged: dict = {}
+        for value, count in counts.items():
+            key = value if value == MISSING else spelling.get(category_key(value), value)
+            merged[key] = merged.get(key, 0) + count
+        aligned[field] = merged
+    return aligned
 
 
 def unseen_rate(training_shares: dict, production_counts: dict) -> dict:

@@ -98,6 +98,16 @@ def text_problem(value: str) -> str | None:
     return None
 
 
+def category_key(value) -> str | None:
+    """The identity of a category whatever its spelling: case-folded, whitespace collapsed (None when empty).
+
+    The model's features and the report's comparison with the training population both match values this way,
+    so "MILFORD " and "Milford" are one department everywhere.
+    """
+    text = " ".join(str(value).split()).casefold()
+    return text or None
+
+
 def _normalise_text(value):
     return _SPACES.sub(" ", value).strip()
 

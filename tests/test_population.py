@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.population import (population_stability_index, population_table, psi_band, psi_by_field, psi_noise_floor,
-                                 unseen_rate, value_counts, value_shares)
+from pipeline.population import (align_to_training, population_stability_index, population_table, psi_band, psi_by_field,
+                                 psi_noise_floor, unseen_rate, value_counts, value_shares)
 
 
 def frame():
@@ -66,6 +66,14 @@ def test_unseen_rate_counts_new_values_but_not_missing_ones():
     production = {"Department Name": {"A": 5, "C": 3, "(missing)": 2},
                   "StatuteReason": {"Speed Related": 4}, "Other": {"x": 1}}
     assert unseen_rate(training, production) == {"Department Name": 0.3, "StatuteReason": 0.0, "Other": None}
+
+
+def test_values_differing_only_in_case_or_spacing_take_the_training_spelling():
+    training = {"Department Name": {"Milford": 0.6, "CSP Troop A": 0.4}}
+    production = {"Department Name": {"MILFORD ": 3, "Milford": 1, "csp  troop a": 2, "Yale": 1, "(missing)": 1}}
+    aligned = align_to_training(training, production)
+    assert aligned == {"Department Name": {"Milford": 4, "CSP Troop A": 2, "Yale": 1, "(missing)": 1}}
+    assert unseen_rate(training, aligned) == {"Department Name": 1 / 8}
 
 
 def test_noise_floor_is_the_mean_psi_of_samples_from_one_population():

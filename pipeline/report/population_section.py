@@ -5,8 +5,8 @@ import math
 
 import pandas as pd
 
-from pipeline.population import (MISSING, POPULATION_FIELDS, population_table, psi_by_field, shares_from_counts,
-                                 unseen_rate)
+from pipeline.population import (MISSING, POPULATION_FIELDS, align_to_training, population_table, psi_by_field,
+                                 shares_from_counts, unseen_rate)
 from pipeline.report import queries
 
 UNKNOWN_NOTE = ("Training population unknown: the active model's card has no \"population\" key, so production "
@@ -61,6 +61,8 @@ def population_section(card: dict | None, results: dict) -> dict:
         return {"known": False, "note": UNKNOWN_NOTE, "requests": requests, "rows": rows, "psi": {},
                 "unseen_rate": {}, "fields": fields}
     training = {field: training[field] for field in fields if field in training}
+    counts = align_to_training(training, counts)
+    production = shares_from_counts(counts)
     psi = psi_by_field(training, production, training_rows=card.get("population_rows"), production_rows=requests)
     table = population_table(training, production)
     return {"known": True, "note": "Training shares from the active model's card. PSI bands: < 0.1 stable, "
