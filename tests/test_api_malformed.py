@@ -229,7 +229,6 @@ def _chunks(data: bytes, size: int = 1024):
         yield data[start:start + size]
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_malformed_requests_through_gunicorn(live_server, log_counts):
     """Over real HTTP: a chunked oversize body is 413, bad JSON 400, a wrong method 405 with Allow; no rows."""
     url = f"{live_server}/should_search"
