@@ -27,10 +27,11 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.artifact import load_artifact  # noqa: E402
 from pipeline.evaluation_summary import fairness_rows, quality  # noqa: E402
-from pipeline.loading import load_training_data  # noqa: E402
+from pipeline.loading import TRUTH_COLUMN, load_training_data, read_truth  # noqa: E402
 from pipeline.metrics import roc_auc  # noqa: E402
 from pipeline.model_selection import time_split  # noqa: E402
 from pipeline.schema import TARGET, validate_observation  # noqa: E402
+from pipeline.synthetic import truth_path  # noqa: E402
 
 FULL_ROWS = 2_473_643
 DRY_RUN = ROOT / "tests" / "fixtures" / "dry_run.json"
@@ -49,20 +50,13 @@ def run_child(command: list[str]) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 2**20  # ru_maxrss is in KiB on Linux
 
 
-def truth_path(data: Path) -> Path:
-    """The generator's sidecar with each row's true contraband probability."""
-    return data.with_name(data.stem + ".truth.csv")
-
-
 def held_out(data: Path, card: dict) -> pd.DataFrame:
     """The test rows of the training run (same loading and split), with their true probabilities."""
-    frame = load_training_data(data, quiet=True).frame
+    frame = load_training_data(data, quiet=True, truth=read_truth(truth_path(data))).frame
     shares = card["training_data"]["rows"]
     split = time_split(frame["InterventionDateTime"], shares["validation"] / shares["usable"],
                        shares["test"] / shares["usable"])
-    test = frame.iloc[split.test]
-    truth = pd.read_csv(truth_path(data), usecols=["contraband_probability"])["contraband_probability"]
-    return test.assign(true_probability=truth.to_numpy()[test.index.to_numpy()])
+    return frame.iloc[split.test]
 
 
 def print_fairness(test: pd.DataFrame, scores: np.ndarray, threshold: float) -> None:
@@ -125,7 +119,7 @@ def main(argv=None) -> int:
     test = held_out(data, artifact.card)
     scores = artifact.pipeline.predict_proba(test)[:, 1]
     measured = quality(test[TARGET], scores, artifact.threshold)
-    bayes = roc_auc(test[TARGET].to_numpy(), test["true_probability"].to_numpy())
+    bayes = roc_auc(test[TARGET].to_numpy(), test[TRUTH_COLUMN].to_numpy())
     rows = artifact.card["training_data"]["rows"]
     print(f"\ndata: {data} ({rows['rows_read']:,} rows, {rows['searched']:,} searched, "
           f"{rows['after_dedup']:,} after dedup; train/validation/test {rows['train']:,}/{rows['validation']:,}/"

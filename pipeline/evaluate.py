@@ -22,12 +22,11 @@ import pandas as pd
 
 from pipeline import fairness, metrics, plots, population
 from pipeline.artifact import DEFAULT_ARTIFACT_DIR, ArtifactError, load_artifact
-from pipeline.loading import clean_frame_flag
-from pipeline.schema import OBSERVATION_FIELDS, SEARCHED, TARGET, TRAINING_COLUMNS, clean_frame
+from pipeline.loading import TRUTH_COLUMN, TRUTH_NAMES, load_training_data, read_truth
 from pipeline.progress import Progress
+from pipeline.schema import OBSERVATION_FIELDS, TARGET
+from pipeline.synthetic import truth_path
 
-TRUTH_COLUMN = "_true_probability"
-TRUTH_NAMES = ("contraband_probability", "true_probability", "probability", "p_contraband")
 SCORE_BATCH = 200_000
 # Fields with too many values to read as a table or bars; their shift shows in the PSI and unseen-rate table.
 MANY_VALUED = ("Department Name", "InterventionLocationName")
@@ -54,7 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--chunksize", type=int, default=500_000, help="CSV rows read at a time")
     parser.add_argument("--quiet", action="store_true", help="no progress output on stderr")
     args = parser.parse_args(argv)
-    sidecar = args.data.with_name(args.data.name.removesuffix(".csv") + ".truth.csv")
+    sidecar = truth_path(args.data)
     if args.truth is None and sidecar.is_file():
         args.truth = sidecar  # pipeline.synthetic writes it next to the data
     for name in ("data", "truth"):
@@ -64,60 +63,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def read_truth(path: Path, column: str | None) -> np.ndarray:
-    """The true probability of every row of the data file (a float column needs 8 bytes a row)."""
-    header = list(pd.read_csv(path, nrows=0).columns)
-    if column is None:
-        named = [c for c in TRUTH_NAMES if c in header]
-        column = header[0] if len(header) == 1 else (named[0] if named else None)
-    if column not in header:
-        raise ValueError(f"--truth {path} has columns {header}; name the probability column with --truth-column")
-    return pd.read_csv(path, usecols=[column], dtype={column: float})[column].to_numpy()
-
-
-def read_searched(args, progress) -> tuple[pd.DataFrame, int]:
-    """Raw text of the searched rows (with the aligned true probability when --truth is given) and rows read."""
-    header = pd.read_csv(args.data, nrows=0).columns
-    missing = [c for c in TRAINING_COLUMNS if c not in header]
-    if missing:
-        raise ValueError(f"{args.data} lacks the CTRP3 columns {missing}; expected {list(TRAINING_COLUMNS)}")
-    truth = read_truth(args.truth, args.truth_column) if args.truth else None
-    kept, rows_read = [], 0
-    with pd.read_csv(args.data, usecols=list(TRAINING_COLUMNS), dtype=str, chunksize=args.chunksize) as reader:
-        for chunk in reader:
-            rows_read += len(chunk)
-            if truth is not None:
-                if rows_read > len(truth):
-                    break  # reported below, once the reader is closed
-                chunk = chunk.assign(**{TRUTH_COLUMN: truth[rows_read - len(chunk):rows_read]})
-            kept.append(chunk[clean_frame_flag(chunk[SEARCHED]).to_numpy()])
-            progress(f"read {rows_read:,} rows, {sum(map(len, kept)):,} searched")
-    if truth is not None and len(truth) != rows_read:
-        raise ValueError(f"--truth {args.truth} has {len(truth):,} rows but --data has more or fewer; they must "
-                         "align row by row (regenerate both with pipeline.synthetic)")
-    if not rows_read:
-        raise ValueError(f"{args.data} has a header but no rows")
-    return pd.concat(kept, ignore_index=True), rows_read
-
-
 def load_rows(args, progress) -> tuple[pd.DataFrame, dict]:
-    """Searched, deduplicated, cleaned rows with a label (and the true probability when --truth is given)."""
-    raw, rows_read = read_searched(args, progress)
-    counts = {"rows_read": rows_read, "searched": len(raw)}
-    raw = raw.drop_duplicates(subset=list(TRAINING_COLUMNS), ignore_index=True)
-    counts["after_dedup"] = len(raw)
-    frame = clean_frame(raw[list(TRAINING_COLUMNS)])
-    if TRUTH_COLUMN in raw:
-        frame[TRUTH_COLUMN] = raw[TRUTH_COLUMN].to_numpy()
-    usable = frame[TARGET].notna() & frame["InterventionDateTime"].notna()
+    """Searched, deduplicated, cleaned, labelled rows (with the true probability when --truth is given)."""
+    truth = read_truth(args.truth, args.truth_column) if args.truth else None
+    loaded = load_training_data(args.data, args.chunksize, truth=truth, progress=progress)
+    frame = loaded.frame
     if args.since is not None:
-        usable &= frame["InterventionDateTime"] >= args.since
-    frame = frame[usable.to_numpy(dtype=bool)].reset_index(drop=True)
-    frame[TARGET] = frame[TARGET].astype(bool)
-    counts["evaluated"] = len(frame)
+        frame = frame[frame["InterventionDateTime"] >= args.since]
+    frame = frame.reset_index(drop=True)
     if not len(frame):
         raise ValueError(f"no searched, labelled rows in {args.data}" + (f" since {args.since}" if args.since else ""))
-    return frame, counts
+    return frame, dict(loaded.counts, evaluated=len(frame))
 
 
 def score(artifact, frame: pd.DataFrame, progress) -> np.ndarray:

@@ -3,22 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from pipeline.fairness import fairness_summary, fairness_table, gap_distribution, group_counts, officer_counts
-from pipeline.metrics import classification_report_from_counts, confusion_counts, roc_auc
+from pipeline.metrics import auc_interval, classification_report_from_counts, confusion_counts, roc_auc
 from pipeline.schema import TARGET
-
-
-def auc_interval(auc, positives: int, negatives: int, confidence=0.95) -> dict | None:
-    """Normal-approximation interval of a ROC AUC with the Hanley & McNeil (1982) standard error."""
-    if auc is None or not positives or not negatives:
-        return None
-    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
-    variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)) / (
-        positives * negatives)
-    half = float(norm.ppf(0.5 + confidence / 2)) * float(np.sqrt(max(variance, 0.0)))
-    return {"low": max(auc - half, 0.0), "high": min(auc + half, 1.0), "method": "Hanley-McNeil normal approximation"}
 
 
 def quality(y_true, scores, threshold: float) -> dict:

@@ -186,6 +186,17 @@ def roc_curve_points(y_true, scores, max_points=None) -> dict:
     return roc_from_binned_counts(positives, negatives, values, max_points)
 
 
+def auc_interval(auc, positives: int, negatives: int, confidence=0.95) -> dict | None:
+    """Normal-approximation interval of a ROC AUC with the Hanley & McNeil (1982) standard error."""
+    if auc is None or not positives or not negatives:
+        return None
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)) / (
+        positives * negatives)
+    half = _z(confidence) * math.sqrt(max(variance, 0.0))
+    return {"low": max(auc - half, 0.0), "high": min(auc + half, 1.0), "method": "Hanley-McNeil normal approximation"}
+
+
 def roc_auc(y_true, scores):
     """Area under the ROC curve (ties count one half), or None when only one class is present."""
     return roc_curve_points(y_true, scores)["auc"]

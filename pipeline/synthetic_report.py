@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.loading import read_truth
 from pipeline.schema import CT_DATETIME_FORMAT, SEARCHED, TARGET
+from pipeline.synthetic import truth_path
 
 AGE_BANDS = [0, 18, 20, 23, 28, 35, 40, 61, 200]
 
@@ -136,8 +138,8 @@ def main(argv=None) -> int:
         parser.error(f"{path} does not exist; generate one with python -m pipeline.synthetic --out {path}")
     print(f"reading {path}", file=sys.stderr)
     frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    sidecar = path.with_name(path.name.removesuffix(".csv") + ".truth.csv")
-    truth = pd.read_csv(sidecar).iloc[:, 0].to_numpy() if sidecar.is_file() else None
+    sidecar = truth_path(path)
+    truth = read_truth(sidecar) if sidecar.is_file() else None
     print(format_report(calibration_report(frame, truth)))
     return 0
 

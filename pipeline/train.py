@@ -129,7 +129,7 @@ def train(args: argparse.Namespace) -> Path:
     """Run the whole training and write the artifact; returns its directory."""
     say = Progress(args.quiet)
     say(f"loading {args.data}")
-    loaded = load_training_data(args.data, args.chunksize, args.quiet)
+    loaded = load_training_data(args.data, args.chunksize, progress=say)
     frame = loaded.frame
     split = time_split(frame["InterventionDateTime"], args.validation, args.test)
     parts = tuple(frame.iloc[rows].reset_index(drop=True) for rows in (split.train, split.validation, split.test))

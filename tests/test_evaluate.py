@@ -76,7 +76,8 @@ def test_cli_end_to_end_matches_an_independent_computation(files, tmp_path, caps
     scores = files["model"].predict_proba(searched[list(OBSERVATION_FIELDS)])[:, 1]
     tn, fp, fn, tp = confusion_matrix(labels, scores >= THRESHOLD, labels=[False, True]).ravel()
     assert result["data"]["rows"] == {"rows_read": len(searched) + 30, "searched": len(searched) + 10,
-                                      "after_dedup": len(searched), "evaluated": len(searched)}
+                                      "after_dedup": len(searched), "dropped_unusable": 0, "usable": len(searched),
+                                      "evaluated": len(searched)}
     assert result["performance"]["counts"] == {"tn": tn, "fp": fp, "fn": fn, "tp": tp}
     assert result["auc"] == pytest.approx(roc_auc_score(labels, scores))
     assert result["bayes"]["auc"] == pytest.approx(roc_auc_score(labels, files["truth"]))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from pipeline.metrics import (ThresholdError, classification_report_from_counts, confusion_counts,
+from pipeline.metrics import (ThresholdError, auc_interval, classification_report_from_counts, confusion_counts,
                               precision_verdict, roc_auc, roc_curve_points, roc_from_binned_counts, sac_counts,
                               sac_table, select_threshold, wilson_interval)
 
@@ -169,3 +169,13 @@ def test_sac_table_accepts_sql_style_records():
     assert next(r for r in sac_table(with_null) if r["sac"] == "(missing)")["outcome_true"] == 2
     with pytest.raises(ValueError, match="outcome"):
         sac_table([{"sac": "C", "predicted": True, "actual": None, "count": 1}])
+
+
+def test_auc_interval_contains_the_auc_and_narrows_with_more_rows():
+    small, large = auc_interval(0.75, 50, 100), auc_interval(0.75, 5000, 10000)
+    assert small["low"] < 0.75 < small["high"] and large["low"] < 0.75 < large["high"]
+    assert large["high"] - large["low"] < small["high"] - small["low"]
+    assert auc_interval(None, 10, 10) is None and auc_interval(0.7, 0, 10) is None
+    # By hand (Hanley & McNeil 1982): Q1 = 0.75/1.25 = 0.6, Q2 = 2*0.5625/1.75 = 0.642857,
+    # var = (0.1875 + 49*(0.6-0.5625) + 99*(0.642857-0.5625)) / (50*100) = 0.0019961, half = 1.959964*0.044678
+    assert small["high"] - 0.75 == pytest.approx(0.087566, abs=1e-5)

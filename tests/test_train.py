@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from pipeline.artifact import load_artifact, read_card
-from pipeline.evaluation_summary import auc_interval
 from pipeline.loading import load_training_data
 from pipeline.model_card_md import render
 from pipeline.model_selection import drift_margin, time_split
@@ -155,10 +154,3 @@ def test_drift_margin_absorbs_the_largest_fall_in_hit_rate():
     drop = np.log(0.3 / 0.7) - np.log(0.2 / 0.8)
     assert result["largest_logit_drop"] == pytest.approx(drop)
     assert result["margin"] == pytest.approx(1 / (1 + np.exp(-drop)) - 0.5)
-
-
-def test_auc_interval_contains_the_auc_and_narrows_with_more_rows():
-    small, large = auc_interval(0.75, 50, 100), auc_interval(0.75, 5000, 10000)
-    assert small["low"] < 0.75 < small["high"] and large["low"] < 0.75 < large["high"]
-    assert large["high"] - large["low"] < small["high"] - small["low"]
-    assert auc_interval(None, 10, 10) is None and auc_interval(0.7, 0, 10) is None
