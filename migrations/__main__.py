@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from migrations import COMMAND, HISTORY_TABLE, apply_migrations, applied_migrations, migration_names
-from models import DEFAULT_SQLITE_URL, database_from_url
+from models import DEFAULT_SQLITE_URL, database_from_url, resolve_database_url
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=COMMAND,
         description=f"Apply pending schema migrations (recorded in the {HISTORY_TABLE!r} table). Safe to run again.")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL") or None,
+    parser.add_argument("--database-url",
                         help="postgres://, postgresql:// or sqlite:///path (default: $DATABASE_URL, else the "
                              f"embedded SQLite file {DEFAULT_SQLITE_URL}, which is refused on a Heroku dyno)")
     parser.add_argument("--status", action="store_true",
@@ -35,18 +34,13 @@ def _status(db) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: returns the process exit status."""
     args = _parser().parse_args(argv)
-    if args.database_url is None and os.environ.get("DYNO"):
-        # Migrating a dyno's throwaway SQLite file would "succeed" while production stays unmigrated.
-        print("error: DATABASE_URL is not set on a Heroku dyno; attach Postgres "
-              "(`heroku addons:create heroku-postgresql`) and redeploy", file=sys.stderr)
-        return 2
-    args.database_url = args.database_url or DEFAULT_SQLITE_URL
     try:
-        db = database_from_url(args.database_url)
-    except ValueError as exc:
+        url = resolve_database_url(args.database_url)
+        db = database_from_url(url)
+    except ValueError as exc:  # DatabaseUrlError included: a bad scheme, or the SQLite default on a dyno
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    where = args.database_url.split("@")[-1]  # never echo a password from the URL
+    where = url.split("@")[-1]  # never echo a password from the URL
     try:
         if args.status:
             return _status(db)

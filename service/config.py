@@ -5,12 +5,11 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from models import DEFAULT_SQLITE_URL
+from models import DatabaseUrlError, resolve_database_url
 from pipeline.artifact import DEFAULT_ARTIFACT_DIR
 
 DEFAULT_MAX_CONTENT_LENGTH = 32 * 1024  # a stop record is ~600 bytes; 32 KiB leaves room without inviting abuse
 MAX_JSON_DEPTH = 8  # the envelope needs 2 levels; deeper bodies are rejected before parsing
-DATABASE_SCHEMES = ("postgres://", "postgresql://", "sqlite:///")
 SETTINGS = ("DATABASE_URL", "MODEL_DIR", "MAX_CONTENT_LENGTH")
 
 
@@ -22,17 +21,10 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping | N
     """Build the Flask config from the environment plus overrides, refusing unsafe or malformed settings."""
     environ = os.environ if environ is None else environ
     overrides = dict(overrides or {})
-    url = overrides.pop("DATABASE_URL", None) or environ.get("DATABASE_URL") or ""
-    if not url:
-        if environ.get("DYNO"):
-            raise ConfigError(
-                "DATABASE_URL is not set on a Heroku dyno; refusing the SQLite default because dyno file systems "
-                "are wiped daily. Attach Postgres: `heroku addons:create heroku-postgresql`.")
-        url = DEFAULT_SQLITE_URL
-    if not url.startswith(DATABASE_SCHEMES):
-        scheme = url.split(":", 1)[0]
-        raise ConfigError(f"DATABASE_URL scheme {scheme!r} is not supported; use postgresql://, postgres:// "
-                          "or sqlite:///path")
+    try:
+        url = resolve_database_url(overrides.pop("DATABASE_URL", None), environ)
+    except DatabaseUrlError as error:
+        raise ConfigError(str(error)) from None
     model_dir = Path(overrides.pop("MODEL_DIR", None) or environ.get("MODEL_DIR") or DEFAULT_ARTIFACT_DIR)
     limit = overrides.pop("MAX_CONTENT_LENGTH", None) or environ.get("MAX_CONTENT_LENGTH") or DEFAULT_MAX_CONTENT_LENGTH
     config = {"DATABASE_URL": url, "MODEL_DIR": model_dir, "MAX_CONTENT_LENGTH": _positive_int(limit)}
