@@ -1,7 +1,9 @@
 """One-hot and scaled encoding of ``StopFeatures`` output for linear models, in plain numpy.
 
-It does what a ColumnTransformer of OneHotEncoders, binning and scalers would do, but a single-row transform takes
-well under a millisecond instead of ~20 ms of per-step validation, which matters for a per-request service.
+It does what a ColumnTransformer of OneHotEncoders, binning and scalers would do without their per-step validation,
+which dominates a single-row transform in a per-request service: 0.39 ms for one dry-run record with the committed
+model (`min(timeit.repeat(lambda: artifact.pipeline.named_steps["encode"].transform(features), number=200,
+repeat=3)) / 200`, where ``features`` is the ``features`` step's output for tests/fixtures/observation.json).
 """
 from __future__ import annotations
 
