@@ -14,8 +14,6 @@ DEFAULT_SQLITE_URL = f"sqlite:///{PROJECT_ROOT / 'instance' / 'ctrp3.sqlite3'}"
 
 # WAL lets readers (reports) run beside the writer; busy_timeout makes concurrent writers wait instead of fail.
 SQLITE_PRAGMAS = {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10000, "synchronous": "normal"}
-
-
 SCHEMES = ("postgres://", "postgresql://", "sqlite:///")
 
 
@@ -37,6 +35,10 @@ def resolve_database_url(url: str | None = None, environ=None) -> str:
                 "DATABASE_URL is not set on a Heroku dyno; refusing the SQLite default because dyno file systems "
                 "are wiped daily. Attach Postgres: `heroku addons:create heroku-postgresql`.")
         return DEFAULT_SQLITE_URL
+    return _checked(url)
+
+
+def _checked(url: str) -> str:
     if not url.startswith(SCHEMES):
         raise DatabaseUrlError(f"unsupported DATABASE_URL scheme {url.split(':', 1)[0]!r}: use postgresql://, "
                                "postgres:// or sqlite:///path")
@@ -45,8 +47,7 @@ def resolve_database_url(url: str | None = None, environ=None) -> str:
 
 def database_from_url(url: str):
     """Open a peewee database for a URL: postgres://, postgresql:// (Heroku's forms) or sqlite:///path."""
-    url = resolve_database_url(url, environ={})
-    if url.startswith("sqlite:///"):
+    if _checked(url).startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
