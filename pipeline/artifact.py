@@ -52,6 +52,10 @@ class Artifact:
         """Probability that a search finds contraband, one per validated observation."""
         return self.pipeline.predict_proba(records_to_frame(records))[:, 1]
 
+    def predict_one(self, record: dict) -> float:
+        """Probability for one validated observation (the dict ``schema.validate_observation`` returns)."""
+        return float(self.predict_proba([record])[0])
+
 
 def save_artifact(pipeline, card: dict, directory: Path) -> Path:
     """Write the pipeline and its card; the card records the pipeline file's sha256 and sklearn version."""
