@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,11 +15,16 @@ import joblib
 import numpy as np
 import sklearn
 
+from pipeline.fast_scoring import SKLEARN, build_scorer, probe_records, worst_disagreement
 from pipeline.schema import records_to_frame
 
 PIPELINE_FILE = "model.joblib"
 CARD_FILE = "model_card.json"
 DEFAULT_ARTIFACT_DIR = Path(__file__).resolve().parent.parent / "artifacts" / "default"
+# The fast scorer must give the sklearn pipeline's probabilities; 1e-9 leaves room only for summation order.
+FAST_TOLERANCE = 1e-9
+
+log = logging.getLogger(__name__)
 
 
 class ArtifactError(RuntimeError):
@@ -35,10 +42,15 @@ def file_sha256(path: Path) -> str:
 
 @dataclass(frozen=True)
 class Artifact:
-    """A fitted pipeline and its card; ``predict_proba`` takes validated observations."""
+    """A fitted pipeline and its card; ``predict_proba`` takes validated observations.
+
+    ``scorer`` is the pipeline's fast single-record form (see ``pipeline.fast_scoring``), checked against the
+    pipeline by ``load_artifact``; None means ``predict_one`` goes through the sklearn pipeline.
+    """
 
     pipeline: object
     card: dict
+    scorer: object = None
 
     @property
     def version(self) -> str:
@@ -48,12 +60,19 @@ class Artifact:
     def threshold(self) -> float:
         return float(self.card["threshold"])
 
+    @property
+    def scoring_path(self) -> str:
+        """Which path ``predict_one`` takes: "fast-linear" or "sklearn"."""
+        return SKLEARN if self.scorer is None else self.scorer.path
+
     def predict_proba(self, records: list[dict]) -> np.ndarray:
         """Probability that a search finds contraband, one per validated observation."""
         return self.pipeline.predict_proba(records_to_frame(records))[:, 1]
 
     def predict_one(self, record: dict) -> float:
         """Probability for one validated observation (the dict ``schema.validate_observation`` returns)."""
+        if self.scorer is not None:
+            return self.scorer.predict_one(record)
         return float(self.predict_proba([record])[0])
 
 
@@ -93,4 +112,22 @@ def load_artifact(directory: Path = DEFAULT_ARTIFACT_DIR) -> Artifact:
         raise ArtifactError(f"no pipeline file at {path}")
     if file_sha256(path) != card.get("pipeline_sha256"):
         raise ArtifactError(f"{path} does not match the sha256 in its model card; the artifact is damaged or mixed")
-    return Artifact(pipeline=joblib.load(path), card=card)
+    pipeline = joblib.load(path)
+    started = time.perf_counter()
+    scorer = build_scorer(pipeline)
+    if scorer is not None:
+        check_scorer(scorer, pipeline, directory)
+    artifact = Artifact(pipeline=pipeline, card=card, scorer=scorer)
+    log.info("model %s scores one record on the %s path (built and checked in %.0f ms)", artifact.version,
+             artifact.scoring_path, (time.perf_counter() - started) * 1000)
+    return artifact
+
+
+def check_scorer(scorer, pipeline, directory) -> None:
+    """Refuse a fast scorer that disagrees with the sklearn pipeline by more than FAST_TOLERANCE on the probes."""
+    difference, record = worst_disagreement(scorer, pipeline, probe_records(pipeline.named_steps["features"]))
+    if not difference <= FAST_TOLERANCE:
+        fields = ", ".join(f"{name}={value!s}" for name, value in record.items())
+        raise ArtifactError(
+            f"the fast scorer of the model in {directory} differs from its sklearn pipeline by {difference:.3g} "
+            f"(more than {FAST_TOLERANCE:g}) on the record {fields}; the artifact or pipeline.fast_scoring is wrong")
