@@ -35,8 +35,12 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(VENV)/bin/python
 migrate: $(RUNTIME_STAMP)  ## apply pending migrations to DATABASE_URL (default: the embedded SQLite file)
 	$(VENV)/bin/python -m migrations
 
-run: migrate  ## serve on PORT (default 5000) with gunicorn.conf.py
-	PORT=$(PORT) exec $(VENV)/bin/python -m gunicorn --config gunicorn.conf.py "app:create_app()"
+# Without API_KEYS, make run serves WITHOUT authentication, and says so: the service refuses to start keyless unless
+# API_AUTH_DISABLED=local-development is set explicitly (and never on a Heroku dyno). With API_KEYS set, keys are on.
+run: migrate  ## serve on PORT (default 5000) with gunicorn.conf.py; no API keys needed unless API_KEYS is set
+	$(if $(API_KEYS),,@echo "make run: API_KEYS is not set, so API_AUTH_DISABLED=local-development (no authentication)")
+	PORT=$(PORT) $(if $(API_KEYS),,API_AUTH_DISABLED=local-development) \
+	    exec $(VENV)/bin/python -m gunicorn --config gunicorn.conf.py "app:create_app()"
 
 test: $(DEV_STAMP)  ## the whole suite, SQLite and Postgres (TEST_POSTGRES_URL)
 	$(VENV)/bin/python -m pytest

@@ -23,11 +23,11 @@ if os.path.isdir("/dev/shm"):
 # gunicorn >= 25 opens a control socket at a fixed per-user path; several instances (tests, bench) would collide.
 control_socket_disable = True
 
-accesslog = "-"
+# No gunicorn access log: its lines carry the raw request line (path and query string, which may hold personal
+# data) and would duplicate the app's own request log, one JSON line per request on stdout (service/request_log.py).
+accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-# %(M)s: request duration in milliseconds, which is what monitoring the 30 s router budget needs.
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 
 # gunicorn configures only its own loggers; without this the app's INFO lines (model served, schema state) would be
 # dropped and only warnings would reach stderr through Python's last-resort handler. A dict (applied by gunicorn
@@ -39,13 +39,20 @@ logconfig_dict = {
     "root": {"level": loglevel.upper(), "handlers": ["error_console"]},
     "loggers": {
         "gunicorn.error": {"level": loglevel.upper(), "handlers": ["error_console"], "propagate": False},
-        "gunicorn.access": {"level": "INFO", "handlers": ["access_console"], "propagate": False},
+        # A logconfig_dict alone switches gunicorn's access logging back on; a null handler keeps it off.
+        "gunicorn.access": {"level": "INFO", "handlers": ["null"], "propagate": False},
+        # The request log is the evidence behind every claim about the model: INFO whatever LOG_LEVEL says, bare
+        # JSON lines on stdout, and not repeated through the root logger.
+        "service.requests": {"level": "INFO", "handlers": ["request_console"], "propagate": False},
+        # peewee logs every query with its parameters (protected attributes) at DEBUG: never, even at LOG_LEVEL=debug.
+        "peewee": {"level": "INFO"},
     },
     "handlers": {
         "error_console": {"class": "logging.StreamHandler", "formatter": "generic", "stream": "ext://sys.stderr"},
-        "access_console": {"class": "logging.StreamHandler", "formatter": "access", "stream": "ext://sys.stdout"},
+        "request_console": {"class": "logging.StreamHandler", "formatter": "bare", "stream": "ext://sys.stdout"},
+        "null": {"class": "logging.NullHandler"},
     },
-    "formatters": {"generic": _GENERIC, "access": {"format": "%(message)s"}},
+    "formatters": {"generic": _GENERIC, "bare": {"format": "%(message)s"}},
 }
 
 

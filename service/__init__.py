@@ -7,6 +7,7 @@ from flask import Flask, request
 
 from models import database, database_from_url
 from pipeline.artifact import Artifact, load_artifact
+from service import auth, request_log
 from service import health as health_checks
 from service.config import MAX_JSON_DEPTH, ConfigError, load_config
 from service.errors import ApiError, register_error_handlers
@@ -47,6 +48,9 @@ def create_app(config: dict | None = None, model: Artifact | None = None) -> Fla
     app = Flask(__name__)
     app.config.update(settings)
     app.extensions[EXTENSION] = state = ServiceState(model=model, gate=health_checks.SchemaGate(database))
+    # Order matters: the log's id and clock first, then the key check, so a refused request opens no connection.
+    request_log.init_app(app)
+    auth.init_app(app)
     app.before_request(_open_connection)
     app.teardown_request(_close_connection)
     register_error_handlers(app)

@@ -1,4 +1,12 @@
-"""Service settings: read once from the environment, overridable by tests, checked before anything starts."""
+"""Service settings: read once from the environment, overridable by tests, checked before anything starts.
+
+Resource limits on every request (each refusal is a 4xx naming the problem, before any database work):
+- body size: MAX_CONTENT_LENGTH bytes (default 32 KiB) -> 413, also for chunked bodies without Content-Length;
+- JSON nesting: MAX_JSON_DEPTH levels -> 400 invalid_json;
+- strings: observation ids up to 128 characters (service.requests.MAX_ID_LENGTH), text fields and the correction
+  reason up to pipeline.schema.MAX_TEXT_LENGTH (200) characters -> 400 naming the field;
+- time: gunicorn's worker timeout and the database timeouts (gunicorn.conf.py, models/database.py).
+"""
 from __future__ import annotations
 
 import os
@@ -7,10 +15,16 @@ from pathlib import Path
 
 from models import DatabaseUrlError, resolve_database_url
 from pipeline.artifact import DEFAULT_ARTIFACT_DIR
+from service.keys import KeyConfigError, Keyring
 
 DEFAULT_MAX_CONTENT_LENGTH = 32 * 1024  # a stop record is ~600 bytes; 32 KiB leaves room without inviting abuse
 MAX_JSON_DEPTH = 8  # the envelope needs 2 levels; deeper bodies are rejected before parsing
-SETTINGS = ("DATABASE_URL", "MODEL_DIR", "MAX_CONTENT_LENGTH")
+SETTINGS = ("DATABASE_URL", "MODEL_DIR", "MAX_CONTENT_LENGTH", "API_KEYS", "API_KEYS_REVOKED", "API_AUTH_DISABLED")
+# The one value that turns authentication off: a deliberate phrase, so a stray API_AUTH_DISABLED=1 cannot.
+AUTH_DISABLED_VALUE = "local-development"
+AUTH_SETTINGS = SETTINGS[3:]
+CREATE_KEY_HELP = ("create a key with `python -m service.keys create --role admin` and add the printed entry to "
+                   "API_KEYS (comma-separated)")
 
 
 class ConfigError(RuntimeError):
@@ -28,8 +42,37 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping | N
     model_dir = Path(overrides.pop("MODEL_DIR", None) or environ.get("MODEL_DIR") or DEFAULT_ARTIFACT_DIR)
     limit = overrides.pop("MAX_CONTENT_LENGTH", None) or environ.get("MAX_CONTENT_LENGTH") or DEFAULT_MAX_CONTENT_LENGTH
     config = {"DATABASE_URL": url, "MODEL_DIR": model_dir, "MAX_CONTENT_LENGTH": _positive_int(limit)}
+    # Overrides replace the three auth settings as a group, so a test's keys never mix with the shell's dev flag.
+    source = overrides if any(name in overrides for name in AUTH_SETTINGS) else environ
+    auth = {name: source.get(name) for name in AUTH_SETTINGS}
+    for name in AUTH_SETTINGS:
+        overrides.pop(name, None)
+    config["API_KEYRING"] = _keyring(auth, on_dyno=bool(environ.get("DYNO")))
     config.update(overrides)
     return config
+
+
+def _keyring(auth: Mapping[str, str | None], on_dyno: bool) -> Keyring | None:
+    """The parsed keys, or None when authentication is explicitly disabled for local development."""
+    disabled = auth["API_AUTH_DISABLED"]
+    if disabled and disabled != AUTH_DISABLED_VALUE:
+        raise ConfigError(f"API_AUTH_DISABLED={disabled!r} is not recognised; the only accepted value is "
+                          f"{AUTH_DISABLED_VALUE!r}, and only for local development")
+    if disabled and on_dyno:
+        raise ConfigError("API_AUTH_DISABLED is set on a Heroku dyno (DYNO is set); a deployed service always "
+                          f"needs keys: unset it, {CREATE_KEY_HELP}")
+    if disabled and auth["API_KEYS"]:
+        raise ConfigError("both API_KEYS and API_AUTH_DISABLED are set; unset one of them")
+    if disabled:
+        return None
+    try:
+        keyring = Keyring.parse(auth["API_KEYS"], auth["API_KEYS_REVOKED"])
+    except KeyConfigError as error:
+        raise ConfigError(str(error)) from None
+    if not keyring.active():
+        raise ConfigError(f"no active API keys are configured (API_KEYS): {CREATE_KEY_HELP}; only for local "
+                          f"development, set API_AUTH_DISABLED={AUTH_DISABLED_VALUE} instead")
+    return keyring
 
 
 def _positive_int(value) -> int:

@@ -6,8 +6,9 @@ built only by ``error_response``.
 from __future__ import annotations
 
 import logging
+import traceback
 
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, current_app, g, jsonify
 from peewee import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -61,7 +62,13 @@ def _database_unavailable(exc: Exception):
 
 
 def _unexpected(exc: Exception):
-    log.exception("unhandled error in %s %s", request.method, request.path)
+    # The type and the frames (file, line, function) locate the bug. The message is left out because it may quote
+    # request values (a protected attribute, free text), and so are the path, the query and each frame's source
+    # line (it can hold a literal message).
+    frames = "\n".join(f'  File "{f.filename}", line {f.lineno}, in {f.name}'
+                       for f in traceback.extract_tb(exc.__traceback__))
+    log.error("unhandled %s.%s in request %s (message withheld: it may hold request values)\n%s",
+              type(exc).__module__, type(exc).__qualname__, g.get("request_id"), frames)
     return error_response(500, "internal_error", "Unexpected server error; it has been logged.")
 
 

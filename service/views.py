@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
-from service import predictions
+from service import predictions, request_log
 from service.errors import error_response
 from service.openapi import openapi_spec
 from service.requests import observation_request, outcome_request, read_json
@@ -18,11 +18,13 @@ def _body():
 
 def _decide(id_key: str, allow_int: bool) -> predictions.Decision:
     observation_id, raw, record = observation_request(_body(), id_key, allow_int)
+    request_log.note_observation_id(observation_id)
     return predictions.decide(observation_id, raw, record, _state().model)
 
 
 def _record(id_key: str, outcome_key: str, allow_int: bool) -> predictions.Decision:
     observation_id, outcome, reason = outcome_request(_body(), id_key, outcome_key, allow_int)
+    request_log.note_observation_id(observation_id)
     return predictions.record_outcome(observation_id, outcome, reason)
 
 

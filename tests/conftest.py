@@ -13,7 +13,13 @@ Reusable by every test module:
 - ``dry_run_bodies``: the same as (id, raw request body exactly as sent, true_class or None);
 - ``observation``: one valid observation dict (tests/fixtures/observation.json);
 - ``assert_error``: the one assertion of the JSON error shape;
-- ``live_server``: a real gunicorn (gunicorn.conf.py) on ``migrated_database_url``; yields its base URL.
+- ``live_server``: a real gunicorn (gunicorn.conf.py) on ``migrated_database_url``; yields its base URL; its
+  stdout and stderr go to ``tmp_path / "gunicorn.log"``;
+- ``api_keys``: {name: key} for "officer", "officer-next", "analyst", "analyst-next", "admin" and "revoked" (an
+  officer key listed in API_KEYS but revoked); ``api_key_settings``: the matching API_KEYS / API_KEYS_REVOKED.
+  Every test runs with them in the environment, so any create_app() or gunicorn started by a test needs keys;
+- ``client`` (any ``app.test_client()`` of the ``app`` fixture) sends the admin key; ``client_as(app, name)`` is a
+  test client sending ``api_keys[name]`` (None: no Authorization header); ``live_headers``: the admin header.
 
 Postgres comes from TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test). When it is
 unreachable its tests are skipped, except under CI=true, where they fail.
@@ -32,16 +38,71 @@ from pathlib import Path
 import psycopg2
 import pytest
 import requests
+from flask.testing import FlaskClient
 
 from migrations import apply_migrations
 from models import Outcome, Prediction, database, database_from_url
 from pipeline.artifact import load_artifact
 from service import create_app
+from service.keys import new_key
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+# Two active keys per role where rotation matters, and one revoked officer key still listed.
+TEST_KEYS = {"officer": "officer", "officer-next": "officer", "analyst": "analyst", "analyst-next": "analyst",
+             "admin": "admin", "revoked": "officer"}
+
+
+@pytest.fixture(scope="session")
+def _test_key_material() -> dict[str, tuple[str, str]]:
+    return {name: new_key(role, f"test-{name}") for name, role in TEST_KEYS.items()}
+
+
+@pytest.fixture(scope="session")
+def api_keys(_test_key_material) -> dict[str, str]:
+    """The test keys by name: officer, officer-next, analyst, analyst-next, admin, revoked (an officer's)."""
+    return {name: key for name, (key, _) in _test_key_material.items()}
+
+
+@pytest.fixture(scope="session")
+def api_key_settings(_test_key_material) -> dict[str, str]:
+    """API_KEYS and API_KEYS_REVOKED configuring ``api_keys``."""
+    return {"API_KEYS": ",".join(entry for _, entry in _test_key_material.values()),
+            "API_KEYS_REVOKED": "test-revoked"}
+
+
+@pytest.fixture(autouse=True)
+def _api_keys_in_environment(monkeypatch, api_key_settings):
+    """Every test runs with the test keys configured, as a deployment would, and never with auth disabled."""
+    for name, value in api_key_settings.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("API_AUTH_DISABLED", raising=False)
+
+
+def _bearer(key: str) -> str:
+    return f"Bearer {key}"
+
+
+class _KeyedClient(FlaskClient):
+    """A Flask test client sending ``key`` in every request unless the request sets its own Authorization."""
+
+    key: str | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.key is not None:
+            self.environ_base["HTTP_AUTHORIZATION"] = _bearer(self.key)
+
+
+@pytest.fixture
+def client_as(api_keys):
+    """``client_as(app, name)``: a test client of ``app`` sending ``api_keys[name]``, or no key when name is None."""
+    def make(app, name: str | None = "admin") -> FlaskClient:
+        key = None if name is None else api_keys[name]
+        return type("KeyedClient", (_KeyedClient,), {"key": key})(app, app.response_class, use_cookies=True)
+    return make
 
 
 @pytest.fixture(scope="session")
@@ -136,9 +197,10 @@ def artifact():
 
 
 @pytest.fixture
-def app(migrated_database_url, artifact):
-    """The service on a fresh migrated database, with the session's artifact."""
+def app(migrated_database_url, artifact, api_keys):
+    """The service on a fresh migrated database, with the session's artifact; its test clients send the admin key."""
     app = create_app({"DATABASE_URL": migrated_database_url, "TESTING": True}, model=artifact)
+    app.test_client_class = type("AdminClient", (_KeyedClient,), {"key": api_keys["admin"]})
     yield app
     if not database.is_closed():
         database.close()
@@ -146,7 +208,7 @@ def app(migrated_database_url, artifact):
 
 @pytest.fixture
 def client(app):
-    """Flask test client of ``app``."""
+    """Flask test client of ``app``, sending the admin key."""
     return app.test_client()
 
 
@@ -219,11 +281,17 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def live_server(migrated_database_url, tmp_path):
+def live_headers(api_keys) -> dict[str, str]:
+    """The Authorization header of the admin key, for requests to ``live_server``."""
+    return {"Authorization": _bearer(api_keys["admin"])}
+
+
+@pytest.fixture
+def live_server(migrated_database_url, tmp_path, api_key_settings):
     """A real gunicorn (gunicorn.conf.py, as the Procfile runs it) on a fresh migrated database; yields its URL."""
     port = _free_port()
     env = dict(os.environ, DATABASE_URL=migrated_database_url, PORT=str(port), WEB_CONCURRENCY="2",
-               MAX_CONTENT_LENGTH="8192")
+               MAX_CONTENT_LENGTH="8192", **api_key_settings)
     log_path = tmp_path / "gunicorn.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(

@@ -122,14 +122,14 @@ def test_health_is_ok_when_migrated(client, artifact):
 
 
 def test_unmigrated_database_refuses_to_serve_until_migrated(database_url, artifact, assert_error, caplog,
-                                                             observation):
+                                                             observation, client_as):
     """Behind schema: a start-up log line, /health and every endpoint 503 naming the command; then recovery."""
     from migrations import COMMAND, apply_migrations
 
     with caplog.at_level(logging.ERROR, logger="service"):
         app = create_app({"DATABASE_URL": database_url, "TESTING": True}, model=artifact)
     assert any(COMMAND in record.getMessage() for record in caplog.records)
-    client = app.test_client()
+    client = client_as(app)
     health = assert_error(client.get("/health"), 503, "unhealthy")
     assert COMMAND in health["fields"]["schema"]
     body = {"observation_id": "x", "observation": observation}
@@ -141,10 +141,10 @@ def test_unmigrated_database_refuses_to_serve_until_migrated(database_url, artif
     database.close()
 
 
-def test_database_outage_is_503_not_500(artifact, assert_error, observation):
+def test_database_outage_is_503_not_500(artifact, assert_error, observation, client_as):
     """An unreachable database: /health says so, writes answer 503 with Retry-After, never 500."""
     app = create_app({"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nowhere"}, model=artifact)
-    client = app.test_client()
+    client = client_as(app)
     assert "database" in assert_error(client.get("/health"), 503, "unhealthy")["fields"]
     response = client.post("/should_search", json={"observation_id": "x", "observation": observation})
     assert_error(response, 503, "database_unavailable")
@@ -159,16 +159,23 @@ class _BrokenModel:
     def predict_proba(self, records):
         raise RuntimeError("scoring exploded")
 
+    def predict_one(self, record):
+        raise RuntimeError("scoring exploded")
+
 
 def test_unexpected_error_is_logged_500_in_the_error_shape(migrated_database_url, assert_error, caplog,
-                                                           observation, log_counts):
-    """A bug answers 500 in the same shape, logs the traceback, and writes nothing."""
+                                                           observation, log_counts, client_as):
+    """A bug answers 500 in the same shape, logs its type and frames but not its message, and writes nothing."""
     app = create_app({"DATABASE_URL": migrated_database_url}, model=_BrokenModel())
     with caplog.at_level(logging.ERROR):
-        response = app.test_client().post("/should_search", json={"observation_id": "x", "observation": observation})
+        response = client_as(app).post("/should_search", json={"observation_id": "x", "observation": observation})
     body = assert_error(response, 500, "internal_error")
     assert "exploded" not in body["message"]  # internals stay in the log, not in the answer
-    assert any(r.exc_info and "scoring exploded" in str(r.exc_info[1]) for r in caplog.records)
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "service.errors")
+    assert "builtins.RuntimeError" in logged and ", in predict" in logged  # the type and the failing frame
+    assert response.headers["X-Request-ID"] in logged
+    # The message may quote request values (protected attributes, free text), so the log keeps only type and frames.
+    assert "exploded" not in logged and not any(r.exc_info for r in caplog.records)
     assert log_counts() == {"prediction": 0, "outcome": 0}
 
 
@@ -193,9 +200,10 @@ def test_openapi_needs_no_database(artifact):
     assert app.test_client().get("/openapi.json").status_code == 200
 
 
-def test_contract_through_gunicorn(live_server, observation, artifact, log_counts):
+def test_contract_through_gunicorn(live_server, live_headers, observation, artifact, log_counts):
     """Every endpoint once over real HTTP: decision, outcome, aliases, health and the OpenAPI document."""
     session = requests.Session()
+    session.headers.update(live_headers)
     decision = session.post(f"{live_server}/should_search", json={"observation_id": "g1", "observation": observation},
                             timeout=30)
     assert decision.status_code == 200 and set(decision.json()) == DECISION_KEYS

@@ -152,10 +152,12 @@ def test_concurrent_conflicting_outcomes_keep_one_winner(app, client, observatio
     assert _history("race-3") == [(winner, False, None)]
 
 
-def test_concurrent_identical_requests_through_gunicorn(live_server, observation, log_counts):
+def test_concurrent_identical_requests_through_gunicorn(live_server, live_headers, observation, log_counts):
     """The same race through a real gunicorn with two worker processes and HTTP keep-alive clients."""
     body = {"observation_id": "live-race", "observation": observation}
     sessions = [requests.Session() for _ in range(N_CONCURRENT)]
+    for session in sessions:
+        session.headers.update(live_headers)
     responses = _race(N_CONCURRENT, lambda i: sessions[i].post(f"{live_server}/should_search", json=body, timeout=30))
     assert [r.status_code for r in responses] == [200] * N_CONCURRENT
     assert len({r.content for r in responses}) == 1

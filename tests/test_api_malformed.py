@@ -229,15 +229,16 @@ def _chunks(data: bytes, size: int = 1024):
         yield data[start:start + size]
 
 
-def test_malformed_requests_through_gunicorn(live_server, log_counts):
+def test_malformed_requests_through_gunicorn(live_server, live_headers, log_counts):
     """Over real HTTP: a chunked oversize body is 413, bad JSON 400, a wrong method 405 with Allow; no rows."""
     url = f"{live_server}/should_search"
     oversize = requests.post(url, data=_chunks(b" " * (2 * LIMIT) + b"{}"), timeout=30,
-                             headers={"Content-Type": JSON})  # a generator body is sent chunked
+                             headers={"Content-Type": JSON, **live_headers})  # a generator body is sent chunked
     assert oversize.status_code == 413 and oversize.json()["error"] == "request_entity_too_large"
     assert "Content-Length" not in oversize.request.headers
-    bad = requests.post(url, data=b'{"observation_id": NaN}', headers={"Content-Type": JSON}, timeout=30)
+    bad = requests.post(url, data=b'{"observation_id": NaN}', headers={"Content-Type": JSON, **live_headers},
+                        timeout=30)
     assert bad.status_code == 400 and set(bad.json()) == {"status", "error", "message", "fields"}
-    wrong = requests.get(url, timeout=30)
+    wrong = requests.get(url, headers=live_headers, timeout=30)
     assert wrong.status_code == 405 and "POST" in wrong.headers["Allow"]
     assert log_counts() == {"prediction": 0, "outcome": 0}

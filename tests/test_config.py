@@ -19,33 +19,34 @@ from service.state import EXTENSION
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_defaults_are_the_embedded_sqlite_and_committed_model():
-    """With nothing set, the service runs on the local SQLite file and artifacts/default."""
-    config = load_config(environ={})
+def test_defaults_are_the_embedded_sqlite_and_committed_model(api_key_settings):
+    """With nothing set but keys, the service runs on the local SQLite file and artifacts/default."""
+    config = load_config(environ=api_key_settings)
     assert config["DATABASE_URL"] == DEFAULT_SQLITE_URL
     assert Path(config["MODEL_DIR"]) == DEFAULT_ARTIFACT_DIR
     assert config["MAX_CONTENT_LENGTH"] == DEFAULT_MAX_CONTENT_LENGTH
 
 
 @pytest.mark.parametrize("url", ["postgres://u@h:5432/d", "postgresql://u@h/d", "sqlite:////tmp/x.sqlite3"])
-def test_database_url_comes_from_the_environment(url):
+def test_database_url_comes_from_the_environment(url, api_key_settings):
     """Heroku's postgres://, the standard postgresql:// and sqlite:/// are accepted as given."""
-    assert load_config(environ={"DATABASE_URL": url})["DATABASE_URL"] == url
+    assert load_config(environ={"DATABASE_URL": url, **api_key_settings})["DATABASE_URL"] == url
 
 
-def test_overrides_win_over_the_environment(tmp_path):
+def test_overrides_win_over_the_environment(tmp_path, api_key_settings):
     """Tests and embedders pass settings to create_app; they take precedence over the environment."""
-    config = load_config(environ={"DATABASE_URL": "postgres://u@h/d", "MAX_CONTENT_LENGTH": "2048"},
+    config = load_config(environ={"DATABASE_URL": "postgres://u@h/d", "MAX_CONTENT_LENGTH": "2048",
+                                  **api_key_settings},
                          overrides={"DATABASE_URL": "sqlite:///x", "MODEL_DIR": tmp_path, "TESTING": True})
     assert (config["DATABASE_URL"], config["MODEL_DIR"], config["MAX_CONTENT_LENGTH"], config["TESTING"]) == (
         "sqlite:///x", tmp_path, 2048, True)
 
 
-def test_heroku_dyno_without_database_url_is_refused():
+def test_heroku_dyno_without_database_url_is_refused(api_key_settings):
     """Dyno file systems are wiped, so the SQLite default is refused there with the fix in the message."""
     with pytest.raises(ConfigError, match="DATABASE_URL.*heroku addons:create heroku-postgresql"):
         load_config(environ={"DYNO": "web.1"})
-    assert load_config(environ={"DYNO": "web.1", "DATABASE_URL": "postgres://u@h/d"})["DATABASE_URL"]
+    assert load_config(environ={"DYNO": "web.1", "DATABASE_URL": "postgres://u@h/d", **api_key_settings})
 
 
 @pytest.mark.parametrize("url", ["mysql://u@h/d", "sqlite://relative.db", "http://example.org"])

@@ -78,12 +78,13 @@ def _postgres_connections(url: str) -> int:
         return cursor.fetchone()[0]
 
 
-def test_serves_logs_and_stops_gracefully(server, dry_run_requests):
-    """/health 200, a dry-run observation answered and logged once, access log on stdout, clean SIGTERM exit."""
+def test_serves_logs_and_stops_gracefully(server, dry_run_requests, live_headers):
+    """/health 200, a dry-run observation answered and logged once, request log on stdout, clean SIGTERM exit."""
     process, base, url, log_path = server
     id_, observation, _ = dry_run_requests[0]
     response = requests.post(f"{base}/should_search", json={"observation_id": f"gunicorn-{id_}",
-                                                            "observation": observation}, timeout=10)
+                                                            "observation": observation}, headers=live_headers,
+                             timeout=10)
     assert response.status_code == 200, response.text
     answer = response.json()
     assert answer["observation_id"] == f"gunicorn-{id_}" and 0 <= answer["probability"] <= 1
@@ -99,7 +100,9 @@ def test_serves_logs_and_stops_gracefully(server, dry_run_requests):
     assert process.wait(timeout=HEROKU_WINDOW) == 0
     assert time.monotonic() - began < HEROKU_WINDOW
     log = log_path.read_text()
-    assert '"POST /should_search HTTP/1.1" 200' in log  # the access log line
+    # The app's JSON request line, and no gunicorn access line (it would log the raw request line).
+    assert '"route":"/should_search","status":200' in log and f'"observation_id":"gunicorn-{id_}"' in log
+    assert "HTTP/1.1" not in log
     assert "[INFO] service: serving model" in log  # the app's own INFO lines reach the log too
     assert "Shutting down" in log and "Traceback" not in log
 
@@ -119,7 +122,7 @@ def test_config_fits_heroku(monkeypatch):
     assert 0 < config["timeout"] < HEROKU_WINDOW
     assert 0 < config["graceful_timeout"] < HEROKU_WINDOW
     assert config["preload_app"] is True and config["worker_class"] == "sync"
-    assert config["accesslog"] == "-"
+    assert config["accesslog"] is None  # the app's request log replaces gunicorn's access log
     defaults = _load_config(monkeypatch)
     assert defaults["bind"] == "0.0.0.0:5000" and defaults["workers"] == 2
 

@@ -53,12 +53,13 @@ def _assert_refuses(client, observation_body, assert_error, pending: list[str]) 
         assert migrations.COMMAND in refused["message"], path
 
 
-def test_empty_database_is_refused_until_migrated(database_url, artifact, observation_body, assert_error, caplog):
+def test_empty_database_is_refused_until_migrated(database_url, artifact, observation_body, assert_error, caplog,
+                                                  client_as):
     """A never-migrated database: 503 everywhere with the command in the answer and in the start-up log; then 200."""
     with caplog.at_level(logging.INFO):
         app = create_app({"DATABASE_URL": database_url, "TESTING": True}, model=artifact)
     assert any(migrations.COMMAND in r.getMessage() and r.levelno >= logging.WARNING for r in caplog.records)
-    client = app.test_client()
+    client = client_as(app)
     _assert_refuses(client, observation_body, assert_error, migrations.migration_names())
 
     assert _migrate(database_url) == migrations.migration_names()
@@ -69,7 +70,7 @@ def test_empty_database_is_refused_until_migrated(database_url, artifact, observ
 
 
 def test_schema_behind_the_code_is_refused(database_url, artifact, observation_body, assert_error, tmp_path,
-                                           monkeypatch):
+                                           monkeypatch, client_as):
     """The previous deployment's failure: code ships a migration production has not run. 503 until it is applied."""
     _migrate(database_url)
     ahead = tmp_path / "migrations"
@@ -80,7 +81,7 @@ def test_schema_behind_the_code_is_refused(database_url, artifact, observation_b
         '    migrator.migrate(migrator.add_column("prediction", "future_note", TextField(null=True)))\n')
     monkeypatch.setattr(migrations, "MIGRATIONS_DIR", ahead)
 
-    client = create_app({"DATABASE_URL": database_url, "TESTING": True}, model=artifact).test_client()
+    client = client_as(create_app({"DATABASE_URL": database_url, "TESTING": True}, model=artifact))
     _assert_refuses(client, observation_body, assert_error, ["9999_future_column"])
     assert _prediction_rows(database_url) == 0
 
