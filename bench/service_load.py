@@ -34,14 +34,15 @@ class LoadResult:
 
 
 def run_wrk(port: int, observations: list[str], seconds: float, connections: int, prefix: str,
-            work_dir: Path) -> LoadResult:
+            work_dir: Path, headers: dict[str, str] | None = None) -> LoadResult:
     """Drive POST /should_search with wrk for `seconds`; the Lua script makes every observation id unique."""
     pool = work_dir / f"{prefix}-observations.jsonl"
     pool.write_text("\n".join(observations) + "\n")
     out = work_dir / prefix
     out.mkdir()
     command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
-               "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{port}/should_search", "--", str(pool), str(out), prefix]
+               "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{port}/should_search", "--", str(pool), str(out), prefix,
+               *(f"{name}: {value}" for name, value in (headers or {}).items())]
     finished = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True)
     line = next((ln for ln in finished.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
     if line is None:
@@ -54,10 +55,10 @@ def run_wrk(port: int, observations: list[str], seconds: float, connections: int
 
 def _client_process(args) -> tuple[list[float], list[str], int, int]:
     """One client: sequential keep-alive requests until the deadline; (latencies ms, ok ids, non-200s, errors)."""
-    port, observations, start_at, deadline, prefix = args
+    port, observations, start_at, deadline, prefix, extra_headers = args
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     latencies, ok_ids, other, errors, n = [], [], 0, 0, 0
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **extra_headers}
     time.sleep(max(0.0, start_at - time.time()))
     # Stop issuing at the deadline but let the request in flight finish, so every committed row has an answer.
     while time.time() < deadline:
@@ -82,10 +83,12 @@ def _client_process(args) -> tuple[list[float], list[str], int, int]:
     return latencies, ok_ids, other, errors
 
 
-def run_python(port: int, observations: list[str], seconds: float, connections: int, prefix: str) -> LoadResult:
+def run_python(port: int, observations: list[str], seconds: float, connections: int, prefix: str,
+               headers: dict[str, str] | None = None) -> LoadResult:
     """Drive POST /should_search from `connections` processes (no GIL contention) for `seconds`."""
     start_at = time.time() + 1.0  # every process is up before the clock starts
-    jobs = [(port, observations, start_at, start_at + seconds, f"{prefix}-{i}") for i in range(connections)]
+    jobs = [(port, observations, start_at, start_at + seconds, f"{prefix}-{i}", headers or {})
+            for i in range(connections)]
     with multiprocessing.get_context("spawn").Pool(connections) as pool:
         results = pool.map(_client_process, jobs)
         elapsed = max(time.time() - start_at, 1e-9)

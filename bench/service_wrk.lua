@@ -1,6 +1,7 @@
 -- wrk script for bench/service.py: POST /should_search with a unique observation_id per request, drawn from the
 -- dry-run observations (one JSON object per line of args[1]); ids of 200 answers go to args[2]/ok-<thread>.txt.
--- Usage: wrk -s service_wrk.lua URL -- OBSERVATIONS_FILE OUT_DIR ID_PREFIX
+-- Further arguments are extra request headers, "Name: value" each (the API key; "Connection: close").
+-- Usage: wrk -s service_wrk.lua URL -- OBSERVATIONS_FILE OUT_DIR ID_PREFIX [HEADER ...]
 local threads = {}
 
 function setup(thread)
@@ -18,6 +19,10 @@ function init(args)
    prefix = args[3] .. "-" .. tid .. "-"
    counter, ok, other = 0, 0, 0
    headers = { ["Content-Type"] = "application/json" }
+   for i = 4, #args do
+      local name, value = args[i]:match("^([^:]+):%s*(.*)$")
+      headers[name] = value
+   end
 end
 
 function request()

@@ -1,0 +1,188 @@
+"""What the HTTP benchmarks share: a throwaway Postgres database, gunicorn on loopback, the request bodies, the key.
+
+Used by bench/service.py (one comparison) and bench/speed.py (interleaved rounds, the gunicorn study).
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import runpy
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+
+from migrations import apply_migrations
+from models import database_from_url
+
+ROOT = Path(__file__).resolve().parent.parent
+DRY_RUN = ROOT / "tests" / "fixtures" / "dry_run.json"
+GUNICORN_CONF = ROOT / "gunicorn.conf.py"
+SERVICE_APP = "app:create_app()"
+MINIMAL_APP = "bench.service_minimal_app:create_app()"
+DEFAULT_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+# Settings the benchmark decides itself; any other auth or dyno variable in the caller's shell must not leak in.
+SCRUBBED_ENV = ("DYNO", "API_KEYS", "API_KEYS_REVOKED", "API_AUTH_DISABLED", "WEB_CONCURRENCY", "PORT",
+                "DATABASE_URL")
+
+
+def log(message: str) -> None:
+    """Progress goes to stderr, so stdout carries only the results."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def dry_run_observations() -> list[str]:
+    """The 223 dry-run observations, each re-serialised compactly as the JSON the officers' apps sent."""
+    table = json.loads(DRY_RUN.read_text())
+    column = table["fields"].index("observation")
+    return [json.dumps(json.loads(row[column])["observation"], separators=(",", ":")) for row in table["values"]]
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An officer key for the run: the API_KEYS entry the server gets and the header every client sends."""
+
+    entry: str
+    header: str
+
+
+def officer_key() -> ApiKey | None:
+    """A fresh officer key from service.keys, or None while the service has no API keys (before issue 5)."""
+    if importlib.util.find_spec("service.keys") is None:
+        return None
+    from service.keys import new_key
+
+    key, entry = new_key("officer", key_id="bench-officer")
+    return ApiKey(entry=entry, header=f"Bearer {key}")
+
+
+@dataclass(frozen=True)
+class GunicornSettings:
+    """Overrides of gunicorn.conf.py given as gunicorn flags (which win over the file); None keeps the file's."""
+
+    worker_class: str | None = None
+    workers: int | None = None
+    threads: int | None = None
+
+    def flags(self) -> list[str]:
+        """The gunicorn command-line flags for these overrides."""
+        flags = []
+        if self.worker_class:
+            flags += ["--worker-class", self.worker_class]
+        if self.workers:
+            flags += ["--workers", str(self.workers)]
+        if self.threads:
+            flags += ["--threads", str(self.threads)]
+        return flags
+
+    def effective(self) -> dict:
+        """What gunicorn will run with: gunicorn.conf.py (with the benchmark's environment) under the overrides."""
+        saved = {name: os.environ.pop(name) for name in SCRUBBED_ENV if name in os.environ}
+        try:
+            conf = runpy.run_path(str(GUNICORN_CONF))
+        finally:
+            os.environ.update(saved)
+        worker_class = self.worker_class or conf.get("worker_class", "sync")
+        threads = self.threads or conf.get("threads", 1)
+        return {"worker_class": worker_class, "workers": self.workers or conf.get("workers", 1),
+                "threads": threads if worker_class == "gthread" else 1,
+                "preload_app": bool(conf.get("preload_app", False)), "keepalive": conf.get("keepalive"),
+                "overrides": self.flags()}
+
+    def label(self) -> str:
+        """A short name such as 'gthread w2 t4' for tables."""
+        eff = self.effective()
+        threads = f" t{eff['threads']}" if eff["worker_class"] == "gthread" else ""
+        return f"{eff['worker_class']} w{eff['workers']}{threads}"
+
+
+@contextlib.contextmanager
+def throwaway_postgres(admin_url: str, keep: bool = False):
+    """Create a uniquely named database beside admin_url's, migrated; drop it afterwards unless keep."""
+    name = f"bench_service_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(admin_url)
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    url = urllib.parse.urlsplit(admin_url)._replace(path=f"/{name}").geturl()
+    try:
+        db = database_from_url(url)
+        apply_migrations(db)
+        db.close()
+        yield url
+    finally:
+        if keep:
+            log(f"kept database {url}")
+        else:
+            admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def gunicorn(app_spec: str, database_url: str, settings: GunicornSettings, log_path: Path,
+             api_key: ApiKey | None = None):
+    """Serve app_spec with gunicorn.conf.py (plus settings' flags) on a free loopback port; yields the port."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
+    env.update(PORT=str(port), DATABASE_URL=database_url)
+    if api_key is not None:
+        env["API_KEYS"] = api_key.entry
+    # The access log stays on (into log_path): production writes it too, and both apps pay for it alike.
+    command = [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF), "--bind", f"127.0.0.1:{port}",
+               *settings.flags(), app_spec]
+    with open(log_path, "ab") as server_log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=server_log, stderr=server_log,
+                                   start_new_session=True)
+    try:
+        _wait_healthy(process, port, log_path)
+        yield port
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_healthy(process: subprocess.Popen, port: int, log_path: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}; its log:\n{log_path.read_text()[-3000:]}")
+        with contextlib.suppress(OSError, urllib.error.URLError):
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"gunicorn not healthy after {timeout:.0f} s; its log:\n{log_path.read_text()[-3000:]}")
+
+
+def check_rows(database_url: str, ok_ids: list[str], cut_off_limit: int) -> tuple[bool, str]:
+    """Every 200 has exactly one row, and there are no rows beyond requests cut off in flight at a deadline."""
+    with contextlib.closing(psycopg2.connect(database_url)) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT observation_id FROM prediction")
+        rows = [r[0] for r in cursor.fetchall()]
+    stored, answered = set(rows), set(ok_ids)
+    duplicates = len(rows) - len(stored)
+    missing = len(answered - stored)
+    unanswered = len(stored - answered)
+    ok = (duplicates == 0 and missing == 0 and len(answered) == len(ok_ids) and unanswered <= cut_off_limit)
+    return ok, (f"{len(ok_ids)} answers 200, {len(rows)} rows, {duplicates} duplicate ids, {missing} answers "
+                f"without a row, {unanswered} rows without a 200 (requests cut off in flight; at most "
+                f"{cut_off_limit})")
