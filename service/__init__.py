@@ -45,7 +45,9 @@ def create_app(config: dict | None = None, model: Artifact | None = None) -> Fla
     settings.setdefault("MAX_JSON_DEPTH", MAX_JSON_DEPTH)
     model = model if model is not None else load_artifact(settings["MODEL_DIR"])
     database.initialize(database_from_url(settings["DATABASE_URL"]))
-    app = Flask(__name__)
+    # No static folder: the service serves no files, and Flask's default /static/<path> route would be one more
+    # unauthenticated-by-default endpoint to reason about.
+    app = Flask(__name__, static_folder=None)
     app.config.update(settings)
     app.extensions[EXTENSION] = state = ServiceState(model=model, gate=health_checks.SchemaGate(database))
     # Order matters: the log's id and clock first, then the key check, so a refused request opens no connection.
