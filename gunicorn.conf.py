@@ -7,10 +7,15 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Sync workers: one request and therefore one peewee connection per worker process at a time.
 worker_class = "sync"
 
-# Heroku's router gives up after 30 s, so a stuck worker is recycled well before a client sees an H12.
-timeout = 20
-# Heroku sends SIGTERM and SIGKILLs 30 s later: in-flight requests must finish inside that window.
-graceful_timeout = 25
+# The database bounds every request first (models/database.py): /should_search and the other writes answer, at
+# worst a 503, within connect 2 s + statement 3 s = 5 s; one report query may run 10 s. This is the backstop for
+# what no database timeout can see (a frozen server whose kernel still ACKs, a stuck worker): above the report's
+# 10 s so a slow report gets the database's clean 503 rather than a killed worker, and well under Heroku's 30 s
+# router limit, so the worker is recycled before a client sees an H12.
+timeout = 15
+# On SIGTERM (Heroku: SIGKILL 30 s later) in-flight requests get 10 s, twice the request path's 5 s budget; the
+# master exits within ~10 s, inside both Heroku's window and the fault test's 20 s.
+graceful_timeout = 10
 keepalive = 5
 
 # Load the app (and the model) in the master once; workers share its pages copy-on-write after fork.

@@ -1,20 +1,57 @@
-"""The database proxy every model is bound to, initialised from a URL at start-up (never on import)."""
+"""The database proxy every model is bound to, initialised from a URL at start-up (never on import).
+
+Two kinds of database come out of ``database_from_url``: a plain one (migrations, offline reports, tests), and with
+``serving=True`` the service's: a per-process connection pool with the request path's timeouts, so a request pays
+neither a Postgres backend fork nor an unbounded wait.
+"""
 from __future__ import annotations
 
 import os
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
-from peewee import DatabaseProxy, SqliteDatabase
-from playhouse.db_url import connect
+from peewee import DatabaseProxy, OperationalError, PostgresqlDatabase, SqliteDatabase
+from playhouse.db_url import parse
+from playhouse.pool import MaxConnectionsExceeded, PooledPostgresqlDatabase, PooledSqliteDatabase
 
 database = DatabaseProxy()
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_URL = f"sqlite:///{PROJECT_ROOT / 'instance' / 'ctrp3.sqlite3'}"
-
-# WAL lets readers (reports) run beside the writer; busy_timeout makes concurrent writers wait instead of fail.
-SQLITE_PRAGMAS = {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10000, "synchronous": "normal"}
 SCHEMES = ("postgres://", "postgresql://", "sqlite:///")
+
+# The budget: a request must answer (at worst a 503) within ~5 s, far under Heroku's 30 s router limit.
+# Connecting: 2 s. An unreachable host otherwise blocks until the kernel's TCP timeout (minutes); refused is instant.
+CONNECT_TIMEOUT_S = 2
+# One statement of the request path: 3 s, of which waiting for a row lock at most 2 s (a lock wait is the likely
+# cause of a slow insert, and it then gets its own clearer error). 2 s connect + 3 s statement = the 5 s budget.
+STATEMENT_TIMEOUT_MS = 3000
+LOCK_TIMEOUT_MS = 2000
+# A worker frozen inside a transaction (SIGSTOP, a debugger) must not hold row locks for ever.
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 10000
+# The report's GROUP BYs take 2-4.5 s each on 1M rows (bench/report.py): their own, longer, still bounded limit.
+# gunicorn's worker timeout (gunicorn.conf.py) is above it, so the database, not a SIGKILL, ends a slow report.
+REPORT_STATEMENT_TIMEOUT_MS = 10000
+# A dead server (host gone, cable cut) is noticed by the kernel instead of waiting for ever on a read:
+# unacknowledged data for 5 s, or an idle connection failing 3 probes 1 s apart after 5 s, closes the socket.
+TCP_OPTIONS = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 1, "keepalives_count": 3,
+               "tcp_user_timeout": 5000}
+# SQLite: a writer waits at most 3 s for the lock, then "database is locked" -> 503 (was 10 s, over the budget).
+SQLITE_BUSY_TIMEOUT_MS = 3000
+# WAL lets readers (reports) run beside the writer; busy_timeout makes concurrent writers wait instead of fail.
+SQLITE_PRAGMAS = {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": SQLITE_BUSY_TIMEOUT_MS,
+                  "synchronous": "normal"}
+# Per worker process a sync worker needs one request connection plus the report's 3 query threads. The cap only
+# matters for threaded use (tests race 20 threads; a gthread worker): it keeps a thread storm from exhausting the
+# server's max_connections (100 by default), and a thread waits at most 1 s for a free connection before its 503.
+POOL_MAX_CONNECTIONS = 32
+POOL_WAIT_S = 1
+# A pooled connection idle this long is pinged (one round trip) before reuse, so one broken by a server restart is
+# discarded instead of failing a request. Busier connections skip the ping: a connection that breaks while in
+# use fails its request with a 503 and is discarded at check-in (its transaction status is then unknown).
+PING_AFTER_IDLE_S = 1.0
 
 
 class DatabaseUrlError(ValueError):
@@ -45,13 +82,126 @@ def _checked(url: str) -> str:
     return url
 
 
-def database_from_url(url: str):
-    """Open a peewee database for a URL: postgres://, postgresql:// (Heroku's forms) or sqlite:///path."""
+# Connections a forked child found in its pool: never used and never closed there, because closing a Postgres
+# connection sends the server a Terminate message on the socket the parent still owns.
+_INHERITED: list = []
+
+
+class _Pool:
+    """What both pools add to peewee's: an exhausted pool is a 503 like any outage, and fork safety."""
+
+    def connect(self, reuse_if_open=False):
+        try:
+            return super().connect(reuse_if_open)
+        except MaxConnectionsExceeded as error:
+            raise OperationalError(f"connection pool exhausted: {error}") from error
+
+    def forget_inherited(self) -> None:
+        """In a forked child: drop every connection (and lock) copied from the parent, so the pool starts empty."""
+        _INHERITED.extend([conn for *_, conn in self._connections] +
+                          [pooled.connection for pooled in self._in_use.values()])
+        if not self._state.closed:
+            _INHERITED.append(self._state.conn)
+        self._connections, self._in_use = [], {}
+        self._state.reset()
+        self._lock = threading.Lock()  # another thread of the parent may have held them at fork time
+        self._pool_lock = threading.RLock()
+        self._pool_available = threading.Condition(self._pool_lock)
+
+
+class ServingSqliteDatabase(_Pool, PooledSqliteDatabase):
+    """The service's SQLite: pooled connections, so the pragmas run once per connection, not per request."""
+
+
+class ServingPostgresqlDatabase(_Pool, PooledPostgresqlDatabase):
+    """The service's Postgres: pooled connections; only one idle over PING_AFTER_IDLE_S is pinged before reuse."""
+
+    def __init__(self, *args, **kwargs):
+        self._idle_since = {}
+        super().__init__(*args, **kwargs)
+
+    def _is_closed(self, conn):
+        if conn.closed or self._adapter.txn_status(conn) == self._adapter.txn_unknown:
+            return True
+        if time.monotonic() - self._idle_since.get(id(conn), 0.0) < PING_AFTER_IDLE_S:
+            return False
+        return super()._is_closed(conn)  # SELECT 1
+
+    def _close(self, conn, close_conn=False):
+        self._idle_since[id(conn)] = time.monotonic()
+        super()._close(conn, close_conn)
+
+    def _close_raw(self, conn):
+        self._idle_since.pop(id(conn), None)
+        super()._close_raw(conn)
+
+
+def _close_idle_before_fork() -> None:
+    if isinstance(database.obj, _Pool):
+        database.obj.close_idle()
+
+
+def _empty_pool_in_child() -> None:
+    if isinstance(database.obj, _Pool):
+        database.obj.forget_inherited()
+
+
+# gunicorn preloads the app in the master and forks the workers: no connection may be shared across the fork.
+# The parent closes its idle pooled connections itself (gunicorn.conf.py's pre_fork has returned the master's to
+# the pool); the child forgets whatever is left, so each worker opens its own.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_close_idle_before_fork, after_in_child=_empty_pool_in_child)
+
+
+def _postgres_options(url_params: dict) -> dict:
+    """Connection parameters: the URL's win over our defaults; server settings are prepended to its ``options``."""
+    settings = (f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c lock_timeout={LOCK_TIMEOUT_MS} "
+                f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT_MS}")
+    params = {"connect_timeout": CONNECT_TIMEOUT_S, **TCP_OPTIONS, **url_params}
+    params["options"] = f"{settings} {url_params.get('options', '')}".strip()  # later -c settings win
+    return params
+
+
+def database_from_url(url: str, serving: bool = False):
+    """Open a peewee database for a URL: postgres://, postgresql:// (Heroku's forms) or sqlite:///path.
+
+    ``serving=True``: the service's database, a connection pool with the request path's statement and lock
+    timeouts. Otherwise a plain one (migrations must be free to run long statements), with the connect timeout.
+    """
     if _checked(url).startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # (The pool takes ``timeout`` as its wait for a free connection; the busy_timeout pragma bounds the lock wait.)
+        if serving:  # pooled connections move between threads (the report's query threads)
+            return ServingSqliteDatabase(path, pragmas=SQLITE_PRAGMAS, check_same_thread=False,
+                                         max_connections=POOL_MAX_CONNECTIONS, timeout=POOL_WAIT_S)
         return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS)
-    # Without a connect timeout an unreachable host blocks a worker until gunicorn kills it; 5 s answers 503 first.
-    options = {} if "connect_timeout=" in url else {"connect_timeout": 5}
-    return connect(url, autorollback=False, **options)
+    params = parse(url)
+    if serving:
+        return ServingPostgresqlDatabase(max_connections=POOL_MAX_CONNECTIONS, timeout=POOL_WAIT_S,
+                                         **_postgres_options(params))
+    return PostgresqlDatabase(**{"connect_timeout": CONNECT_TIMEOUT_S, **TCP_OPTIONS, **params})
+
+
+def close_pool(db) -> None:
+    """Close every connection a database holds, idle pooled ones included (the plain ``close`` keeps those)."""
+    if hasattr(db, "close_all"):
+        db.close_all()
+    elif not db.is_closed():
+        db.close()
+
+
+@contextmanager
+def long_statements(db=database):
+    """A transaction whose statements may run up to REPORT_STATEMENT_TIMEOUT_MS (Postgres; SQLite has no limit).
+
+    SET LOCAL ends with the transaction, so the pooled connection goes back with the request path's 3 s limit.
+    """
+    real = db.obj if isinstance(db, DatabaseProxy) else db
+    if not isinstance(real, PostgresqlDatabase):
+        yield
+        return
+    with db.atomic():
+        db.execute_sql(f"SET LOCAL statement_timeout = {REPORT_STATEMENT_TIMEOUT_MS}")
+        yield

@@ -21,7 +21,7 @@ NO_DATABASE_ENDPOINTS = {"api.openapi", "api.health", None}  # None: unrouted UR
 
 
 def _open_connection():
-    """peewee's Flask pattern: one connection per request, refused while the schema is behind."""
+    """peewee's Flask pattern: take a pooled connection for the request, refused while the schema is behind."""
     if request.endpoint in NO_DATABASE_ENDPOINTS:
         return
     database.connect(reuse_if_open=True)
@@ -31,6 +31,7 @@ def _open_connection():
 
 
 def _close_connection(exc):
+    # Returns the connection to the pool; one the request found broken is discarded there, never handed out again.
     if not database.is_closed():
         database.close()
 
@@ -44,7 +45,7 @@ def create_app(config: dict | None = None, model: Artifact | None = None) -> Fla
     settings = load_config(overrides=config)
     settings.setdefault("MAX_JSON_DEPTH", MAX_JSON_DEPTH)
     model = model if model is not None else load_artifact(settings["MODEL_DIR"])
-    database.initialize(database_from_url(settings["DATABASE_URL"]))
+    database.initialize(database_from_url(settings["DATABASE_URL"], serving=True))
     # No static folder: the service serves no files, and Flask's default /static/<path> route would be one more
     # unauthenticated-by-default endpoint to reason about.
     app = Flask(__name__, static_folder=None)

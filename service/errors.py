@@ -55,10 +55,14 @@ def _http_error(exc: HTTPException):
 
 
 def _database_unavailable(exc: Exception):
-    log.error("database unavailable: %s", exc)
+    # Down, restarting, killed mid-request, a statement or lock timeout, SQLite's "database is locked": all
+    # transient. Retry-After 1 s brings clients back right after recovery (the pool reconnects by itself). Only the
+    # first line of the driver's message is logged: later lines (DETAIL, CONTEXT) may quote row values.
+    log.error("database unavailable: %s: %s", type(exc).__name__, (str(exc).strip().splitlines() or [""])[0])
     return error_response(503, "database_unavailable",
-                          "The database is not answering; retry later. The request was not recorded.",
-                          headers={"Retry-After": "5"})
+                          "The database is unavailable or too slow; retry in a second with the same id. A write "
+                          "either committed whole or not at all: if it did, the retry returns the stored answer.",
+                          headers={"Retry-After": "1"})
 
 
 def _unexpected(exc: Exception):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-from models import Prediction
+from models import Prediction, long_statements
 from pipeline.report import queries
 from pipeline.report.fairness_section import fairness_section
 from pipeline.report.filters import FairnessParameters, ReportFilters
@@ -26,8 +26,9 @@ def _model(card: dict | None) -> dict:
 
 def filter_choices() -> dict:
     """Departments and model versions present in the log, for the page's filter form."""
-    return {"departments": queries.distinct_values(Prediction.department),
-            "model_versions": queries.distinct_values(Prediction.model_version)}
+    with long_statements():  # a DISTINCT over the whole log: the report's statement limit, not the request path's
+        return {"departments": queries.distinct_values(Prediction.department),
+                "model_versions": queries.distinct_values(Prediction.model_version)}
 
 
 def build_report(filters: ReportFilters | None = None, fairness: FairnessParameters | None = None,

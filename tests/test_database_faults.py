@@ -1,0 +1,228 @@
+"""Database faults answer 503 with Retry-After, write nothing partial, and heal by themselves: no new app, no restart.
+
+In-process faults on both backends. Postgres: a throwaway database whose backends are terminated and which then
+refuses connections (ALLOW_CONNECTIONS false); a table lock held by another session. SQLite: the file replaced by a
+directory (cannot be opened); a write lock held by another connection (BEGIN IMMEDIATE). Stopping a real server
+under load is tests/test_fault_load.py's job.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import psycopg2
+import pytest
+from peewee import OperationalError
+
+from models import Prediction, close_pool, database, long_statements
+
+# The module, not the proxy of the same name that models/__init__ exports.
+database_module = importlib.import_module("models.database")
+
+POSTGRES_ONLY = [pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture
+def served(app):
+    """The ``app`` fixture, its connection pool closed at teardown (until conftest's ``app`` does it itself)."""
+    yield app
+    close_pool(database.obj)
+
+
+def _body(observation: dict, observation_id: str) -> dict:
+    return {"observation_id": observation_id, "observation": observation}
+
+
+def _ids_logged() -> list[str]:
+    with database.connection_context():
+        return sorted(row.observation_id for row in Prediction.select(Prediction.observation_id))
+
+
+def _postgres_name(url: str) -> str:
+    return url.rsplit("/", 1)[1]
+
+
+def _terminate_backends(admin_url: str, name: str) -> None:
+    """End every session on the database, and wait until the server has really ended them."""
+    with contextlib.closing(psycopg2.connect(admin_url)) as admin:
+        admin.autocommit = True
+        cursor = admin.cursor()
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        for _ in range(200):
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,))
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.05)
+    pytest.fail(f"the sessions on {name} did not end")
+
+
+def _allow_connections(admin_url: str, name: str, allow: bool) -> None:
+    with contextlib.closing(psycopg2.connect(admin_url)) as admin:
+        admin.autocommit = True
+        admin.cursor().execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allow).lower()}')
+
+
+@pytest.fixture
+def outage(backend, migrated_database_url, request):
+    """(take_down, bring_back) for the app's database: an outage as each backend has one."""
+    if backend == "postgres":
+        admin_url, name = request.getfixturevalue("postgres_admin_url"), _postgres_name(migrated_database_url)
+
+        def take_down():
+            _allow_connections(admin_url, name, False)
+            _terminate_backends(admin_url, name)
+
+        def bring_back():
+            _allow_connections(admin_url, name, True)
+
+        request.addfinalizer(bring_back)  # so the throwaway database can be dropped
+        return take_down, bring_back
+    path = Path(migrated_database_url[len("sqlite:///"):])
+    away = path.with_name(path.name + ".away")
+
+    def take_down():
+        close_pool(database.obj)  # the file is closed cleanly (WAL checkpointed) before it goes away
+        path.rename(away)
+        path.mkdir()  # a directory where the file was: SQLite cannot open it
+
+    def bring_back():
+        path.rmdir()
+        away.rename(path)
+
+    return take_down, bring_back
+
+
+def test_database_down_answers_503_then_recovers_without_restart(served, client, observation, outage,
+                                                                 assert_error):
+    """While the database is down: 503 + Retry-After on writes, /health names the database, nothing is written.
+    When it returns, the same app serves again and the retried id lands exactly once."""
+    take_down, bring_back = outage
+    assert client.post("/should_search", json=_body(observation, "before")).status_code == 200
+    take_down()
+    for _ in range(2):  # the first meets the pooled connection the outage broke, the second a refused connect
+        refused = client.post("/should_search", json=_body(observation, "during"))
+        assert_error(refused, 503, "database_unavailable")
+        assert refused.headers["Retry-After"] == "1"
+    health = assert_error(client.get("/health"), 503)
+    assert "database" in health["fields"]
+    bring_back()
+    assert client.get("/health").status_code == 200
+    retried = client.post("/should_search", json=_body(observation, "during"))
+    assert retried.status_code == 200, retried.get_data(as_text=True)
+    assert client.post("/should_search", json=_body(observation, "during")).get_json() == retried.get_json()
+    assert _ids_logged() == ["before", "during"]
+
+
+@contextlib.contextmanager
+def _write_lock_held(backend: str, url: str):
+    """Another session holds the lock an insert into prediction needs, until the block ends (then rolls back)."""
+    if backend == "postgres":
+        holder = psycopg2.connect(url)
+        with contextlib.closing(holder):
+            holder.cursor().execute("LOCK TABLE prediction IN SHARE ROW EXCLUSIVE MODE")  # opens a transaction
+            yield
+            holder.rollback()
+        return
+    holder = sqlite3.connect(url[len("sqlite:///"):], isolation_level=None)
+    with contextlib.closing(holder):
+        holder.execute("BEGIN IMMEDIATE")
+        yield
+        holder.execute("ROLLBACK")
+
+
+def test_a_held_write_lock_times_out_as_503_and_writes_nothing(served, client, observation, backend,
+                                                              migrated_database_url, assert_error):
+    """A writer stuck behind a lock gives up at the lock timeout (Postgres lock_timeout, SQLite busy_timeout) with a
+    503, not a hang and not a 500; once the lock is released the retry lands once."""
+    with _write_lock_held(backend, migrated_database_url):
+        refused = client.post("/should_search", json=_body(observation, "locked"))
+        assert_error(refused, 503, "database_unavailable")
+        assert refused.headers["Retry-After"] == "1"
+    assert _ids_logged() == []
+    assert client.post("/should_search", json=_body(observation, "locked")).status_code == 200
+    assert _ids_logged() == ["locked"]
+
+
+@pytest.mark.parametrize("backend", POSTGRES_ONLY)
+@pytest.mark.parametrize("ping_after_idle, statuses", [(float("inf"), [503, 200]), (0.0, [200])],
+                         ids=["no-ping", "ping"])
+def test_a_broken_pooled_connection_is_never_handed_out_again(served, client, observation, migrated_database_url,
+                                                              postgres_admin_url, monkeypatch, backend,
+                                                              ping_after_idle, statuses):
+    """A server-side kill of the pooled connection: without a ping the next request fails with a 503 and the
+    connection is discarded, so the retry after it succeeds; with the idle ping the broken one is never used."""
+    monkeypatch.setattr(database_module, "PING_AFTER_IDLE_S", ping_after_idle)
+    assert client.post("/should_search", json=_body(observation, "first")).status_code == 200
+    _terminate_backends(postgres_admin_url, _postgres_name(migrated_database_url))
+    answers = [client.post("/should_search", json=_body(observation, "second")).status_code for _ in statuses]
+    assert answers == statuses
+    assert _ids_logged() == ["first", "second"]
+
+
+def _setting(name: str) -> int:
+    return int(database.execute_sql("SELECT setting FROM pg_settings WHERE name = %s", (name,)).fetchone()[0])
+
+
+def test_serving_connections_carry_the_time_limits(served, backend):
+    """The request path's limits are on every pooled connection; a report's longer limit ends with its transaction."""
+    with database.connection_context():
+        if backend == "sqlite":
+            assert database.execute_sql("PRAGMA busy_timeout").fetchone()[0] == database_module.SQLITE_BUSY_TIMEOUT_MS
+            return
+        assert _setting("statement_timeout") == database_module.STATEMENT_TIMEOUT_MS
+        assert _setting("lock_timeout") == database_module.LOCK_TIMEOUT_MS
+        with long_statements():
+            assert _setting("statement_timeout") == database_module.REPORT_STATEMENT_TIMEOUT_MS
+        assert _setting("statement_timeout") == database_module.STATEMENT_TIMEOUT_MS
+
+
+def test_statement_timeout_ends_a_slow_statement(served, backend):
+    """Postgres cancels a request-path statement at the limit (an OperationalError, which the service answers 503)."""
+    if backend == "sqlite":
+        pytest.skip("SQLite has no statement timeout; its waits are bounded by busy_timeout (tested above)")
+    limit_s = database_module.STATEMENT_TIMEOUT_MS / 1000
+    with database.connection_context(), pytest.raises(OperationalError, match="statement timeout"):
+        database.execute_sql("SELECT pg_sleep(%s)", (limit_s + 2,))
+
+
+def _idle_connection_in_pool() -> None:
+    def use():
+        with database.connection_context():
+            database.execute_sql("SELECT 1")
+    thread = threading.Thread(target=use)
+    thread.start()
+    thread.join()
+
+
+def test_a_forked_child_gets_an_empty_pool(served, client, observation):
+    """No connection crosses a fork: the parent closes its idle ones, the child forgets the ones in use and opens
+    its own, and the parent's in-use connection still works after the child is gone."""
+    assert client.post("/should_search", json=_body(observation, "pre-fork")).status_code == 200
+    pool = database.obj
+    database.connect()  # in use across the fork, as a request thread of the parent might hold it
+    try:
+        _idle_connection_in_pool()
+        assert len(pool._connections) == 1
+        pid = os.fork()
+        if pid == 0:  # the child: never return into pytest
+            code = 1
+            try:
+                gc.collect()  # inherited connections must not be finalised: a Terminate on the parent's socket
+                empty = not pool._connections and not pool._in_use and database.is_closed()
+                with database.connection_context():
+                    database.execute_sql("SELECT 1")
+                code = 0 if empty else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert pool._connections == []  # the idle one was closed before the fork
+        assert database.execute_sql("SELECT COUNT(*) FROM prediction").fetchone()[0] == 1
+    finally:
+        database.close()
