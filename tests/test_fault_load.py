@@ -25,7 +25,7 @@ import requests
 from migrations import apply_migrations
 from models import database_from_url
 from service.keys import new_key
-from tests.pg_cluster import free_port, postgres_cluster
+from tests.pg_cluster import BIN_DIR, free_port, postgres_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -156,6 +156,11 @@ class Gunicorn:
 @pytest.fixture
 def fault_cluster():
     """A throwaway Postgres cluster (never the shared server: this test crashes it) with a migrated database."""
+    if not (BIN_DIR / "initdb").exists():
+        reason = f"no PostgreSQL server binaries in {BIN_DIR} (set PG_BIN_DIR)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set, so the fault test must run: {reason}")
+        pytest.skip(reason)
     with postgres_cluster() as cluster:
         url = cluster.create_database("fault_load")
         db = database_from_url(url)
@@ -215,7 +220,7 @@ def _kind(call: Call, timeline: dict) -> str:
         if call.answered >= timeline["sigterm"] and "refused" in call.error.lower():
             return "refused_after_sigterm"  # the listener is closed: never accepted, so nothing to lose
         # Workers stop accepting at SIGTERM but hold the listening socket until their process ends; a connection
-        # queued in that window is reset unread (a client-side retry, like Heroku's router, resends it).
+        # queued in that window is reset before anything is read, so nothing is written and its retry lands.
         if timeline["sigterm"] <= call.answered <= timeline["master_exited"] and "reset" in call.error.lower():
             return "reset_at_sigterm"
     return "unexpected"
@@ -252,18 +257,20 @@ def _log_excerpt(path: Path, lines: int = 40) -> str:
     return "\n".join(kept[-lines:])
 
 
-def _write_report(tmp_path: Path, summary: dict, timeline: dict, calls: list[Call], kinds: list[str]) -> None:
+def _write_report(tmp_path: Path, summary: dict, timeline: dict, calls: list[Call], kinds: list[str],
+                  capsys) -> None:
     start = timeline["start"]
     (tmp_path / "fault_load.json").write_text(json.dumps({
         "summary": summary, "timeline_s": {k: round(v - start, 3) for k, v in timeline.items()},
         "failures": [{**asdict(c), "kind": k, "sent": round(c.sent - start, 3),
                       "answered": round(c.answered - start, 3)} for c, k in zip(calls, kinds) if k != "ok"]}, indent=2))
-    print(f"\nfault_load: {json.dumps(summary)} (details: {tmp_path / 'fault_load.json'}, "
-          f"log: {tmp_path / 'gunicorn.log'})")
+    with capsys.disabled():  # the figures belong in CI's output even when the test passes
+        print(f"\nfault_load: {json.dumps(summary)} (details: {tmp_path / 'fault_load.json'}, "
+              f"log: {tmp_path / 'gunicorn.log'})")
 
 
 def test_no_accepted_request_is_lost_under_database_crash_and_kills(fault_cluster, gunicorn_factory,
-                                                                     dry_run_requests, tmp_path):
+                                                                     dry_run_requests, tmp_path, capsys):
     """Crash Postgres 3.5 s and SIGKILL a worker under load: every 200 stored once, failures clean and retryable."""
     cluster, url = fault_cluster
     auth_env, headers = _auth()
@@ -297,11 +304,12 @@ def test_no_accepted_request_is_lost_under_database_crash_and_kills(fault_cluste
         "in_doubt_rows": {kind: in_doubt.count(kind) for kind in sorted(set(in_doubt))},
         "retried": len(retries), "retries_landed_once": len(retries) - len(bad_retries),
         "postgres_down_s": round(timeline["postgres_up"] - timeline["postgres_down"], 3),
+        "503_sent_after_postgres_up": sum(c.status == 503 and c.sent > timeline["postgres_up"] for c in calls),
         "max_503_latency_s": round(max((c.answered - c.sent for c in calls if c.status == 503), default=0), 3),
         **{k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()},
         "duration_s": round(time.monotonic() - timeline["start"], 1),
     }
-    _write_report(tmp_path, summary, timeline, calls, kinds)
+    _write_report(tmp_path, summary, timeline, calls, kinds, capsys)
 
     log = _log_excerpt(tmp_path / "gunicorn.log")
     assert not unexpected, f"failures neither a 503 with Retry-After nor a kill's drop: {unexpected[:10]}\n{log}"
