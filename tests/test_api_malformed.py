@@ -108,6 +108,17 @@ CASES = [
     ("over-long-field", "POST", "/should_search", _search(_obs(Department_Name="D" * 201)), JSON, 400,
      "Department Name"),
     ("over-long-id", "POST", "/should_search", _search(observation_id="i" * 129), JSON, 400, "observation_id"),
+    # Every string the service stores or searches is bounded (service/config.py lists the limits).
+    ("over-long-capstone-id", "POST", "/update", {"id": "u" * 129, "true_class": 1}, JSON, 400, "id"),
+    ("over-long-statute", "POST", "/should_search", _search(_obs(StatuteReason="s" * 201)), JSON, 400,
+     "StatuteReason"),
+    ("over-long-officer-id", "POST", "/predict",
+     {"id": 6, "observation": _obs(ReportingOfficerIdentificationID="7" * 201)}, JSON, 400,
+     "ReportingOfficerIdentificationID"),
+    ("over-long-correction-reason", "POST", "/search_result",
+     {"observation_id": "seed", "contraband_found": True, "correction": {"reason": "r" * 201}}, JSON, 400,
+     "correction.reason"),
+    ("over-long-report-filter", "GET", "/report?department=" + "d" * 201, None, None, 400, "department"),
     # 200 characters that upper-case to 400: Postgres' VARCHAR(200) used to refuse the row with a 500.
     ("over-long-once-upper-cased", "POST", "/should_search",
      _search(_obs(InterventionLocationName="\u00df" * 200)), JSON, 400, "InterventionLocationName"),
