@@ -38,12 +38,14 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # dropped and only warnings would reach stderr through Python's last-resort handler. A dict (applied by gunicorn
 # before it preloads the app) rather than logging calls here, so reading this file has no side effects.
 # gunicorn merges it into its defaults key by key, so its own two loggers are restated.
+# gunicorn's own DEBUG lines quote request paths and malformed request lines (client data): never below INFO.
+_GUNICORN_LEVEL = "INFO" if loglevel == "debug" else loglevel.upper()
 _GENERIC = {"format": "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
             "datefmt": "%Y-%m-%d %H:%M:%S %z"}
 logconfig_dict = {
     "root": {"level": loglevel.upper(), "handlers": ["error_console"]},
     "loggers": {
-        "gunicorn.error": {"level": loglevel.upper(), "handlers": ["error_console"], "propagate": False},
+        "gunicorn.error": {"level": _GUNICORN_LEVEL, "handlers": ["error_console"], "propagate": False},
         # A logconfig_dict alone switches gunicorn's access logging back on; a null handler keeps it off.
         "gunicorn.access": {"level": "INFO", "handlers": ["null"], "propagate": False},
         # The request log is the evidence behind every claim about the model: INFO whatever LOG_LEVEL says, bare

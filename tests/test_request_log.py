@@ -170,8 +170,15 @@ def _raw_request(url: str, data: bytes) -> None:
         sock.recv(4096)
 
 
-def test_gunicorn_output_holds_no_canary(live_server, tmp_path, api_keys, observation):
-    """Through a real gunicorn (its own config): stdout and stderr together hold zero canaries, one line per request."""
+@pytest.fixture
+def debug_log_level(monkeypatch):
+    """LOG_LEVEL=debug for the gunicorn started after this fixture: the most talkative setting an operator can pick."""
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+
+
+def test_gunicorn_output_holds_no_canary(debug_log_level, live_server, tmp_path, api_keys, observation):
+    """Through a real gunicorn at LOG_LEVEL=debug: stdout and stderr together hold zero canaries, one line per
+    request."""
     responses = []
     for method, path, headers, data, expected in _battery(observation, api_keys):
         response = requests.request(method, live_server + path, headers=headers, data=data, timeout=30)
