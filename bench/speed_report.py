@@ -23,7 +23,8 @@ TARGET_MODEL_US = 50.0
 
 def _git(*args: str) -> str:
     try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        return out.rstrip("\n")  # not strip(): a porcelain line starts with a space
     except (OSError, subprocess.CalledProcessError):
         return ""
 
@@ -155,9 +156,10 @@ def compare_lines(old: dict, new: dict) -> list[str]:
     """Figure by figure: old, new, relative change; figures only one side has are listed as such."""
     a, b = _flatten(old), _flatten(new)
     om, nm = old.get("machine", {}), new.get("machine", {})
-    lines = [f"old: {om.get('utc')} commit {str(om.get('git_commit'))[:10]} load {om.get('load_average_before')}",
-             f"new: {nm.get('utc')} commit {str(nm.get('git_commit'))[:10]} load {nm.get('load_average_before')}",
-             f"{'figure':<36}{'old':>12}{'new':>12}{'change':>9}"]
+    lines = [f"{side}: {m.get('utc')} commit {str(m.get('git_commit'))[:10]}, load average before "
+             f"{(m.get('load_average_before') or [float('nan')])[0]:.2f}" for side, m in (("old", om), ("new", nm))]
+    lines += [
+              f"{'figure':<36}{'old':>12}{'new':>12}{'change':>9}"]
     for name in [n for n in a if n in b]:
         change = f"{(b[name] - a[name]) / a[name]:>+9.0%}" if a[name] else f"{'':>9}"
         lines.append(f"{name:<36}{a[name]:>12.4g}{b[name]:>12.4g}{change}")
