@@ -215,7 +215,7 @@ def _kind(call: Call, timeline: dict) -> str:
     """What a call's outcome was: ok, a clean 503, a connection dropped by one of the kills, or unexpected."""
     if call.status == 200:
         return "ok"
-    if call.status == 503 and call.retry_after:
+    if call.status == 503 and call.retry_after and (call.body or {}).get("error") == "database_unavailable":
         return "503"
     if call.status is None:
         if call.sent <= timeline["worker_kill"] <= call.answered <= timeline["worker_kill"] + KILL_WINDOW_S:
@@ -266,7 +266,8 @@ def _write_report(tmp_path: Path, summary: dict, timeline: dict, calls: list[Cal
     (tmp_path / "fault_load.json").write_text(json.dumps({
         "summary": summary, "timeline_s": {k: round(v - start, 3) for k, v in timeline.items()},
         "failures": [{**asdict(c), "kind": k, "sent": round(c.sent - start, 3),
-                      "answered": round(c.answered - start, 3)} for c, k in zip(calls, kinds) if k != "ok"]}, indent=2))
+                      "answered": round(c.answered - start, 3)} for c, k in zip(calls, kinds) if k != "ok"],
+        "calls": [[c.observation_id, c.status or "connection error"] for c in calls]}, indent=1))
     with capsys.disabled():  # the figures belong in CI's output even when the test passes
         print(f"\nfault_load: {json.dumps(summary)} (details: {tmp_path / 'fault_load.json'}, "
               f"log: {tmp_path / 'gunicorn.log'})")
