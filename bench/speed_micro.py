@@ -7,6 +7,7 @@ bare psycopg2 INSERT + COMMIT (the floor), each on one open connection, synchron
 """
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import statistics
@@ -103,24 +104,28 @@ def _server_settings(url: str) -> dict:
 
 
 def _psycopg2_insert(url: str, row: dict):
-    """A bare INSERT + COMMIT of the same column values: the floor under any ORM."""
+    """A bare autocommit INSERT of the same column values (committed on its own): the floor under any ORM."""
     columns = [c for c in row if c != "id"]
     sql = (f'INSERT INTO prediction ({", ".join(columns)}) VALUES ({", ".join(["%s"] * len(columns))})')
     conn = psycopg2.connect(url)
+    conn.autocommit = True  # one round trip, like the service's statement; no BEGIN/COMMIT around it
     prefix = uuid.uuid4().hex[:8]
 
     def insert(n: int) -> None:
         values = dict(row, observation_id=f"pg-{prefix}-{n}")
         with conn.cursor() as cursor:
             cursor.execute(sql, [values[c] for c in columns])
-        conn.commit()
     return conn, insert
 
 
 def insert_step(url: str, count: int, rounds: int = 3) -> dict:
-    """Per-insert µs of the service's write (predictions.decide, constant model) against peewee and psycopg2."""
+    """Per-insert µs of the service's write (predictions.decide, constant model) against peewee and psycopg2.
+
+    The database is opened as the service opens it (pooled, with its timeouts). Also runs the write-path helper's
+    own variants (service.write_timing.insert_variants_us) when that module exists.
+    """
     raws, records = dry_run_records()
-    database.initialize(database_from_url(url))
+    database.initialize(database_from_url(url, serving=True))
     database.connect()
     model, prefix = ConstantModel(), uuid.uuid4().hex[:8]
     predictions.decide(f"warm-{prefix}", raws[0], records[0], model)
@@ -143,8 +148,18 @@ def insert_step(url: str, count: int, rounds: int = 3) -> dict:
         for _ in range(rounds):  # interleaved, so drift (autovacuum, another job) hits all three alike
             for name, step in steps.items():
                 times[name] += _timed_us(step, max(1, count // rounds), ids[name])
+        variants = _write_timing_variants(count)
     finally:
         pg_conn.close()
         database.close()
     return {"postgres": _server_settings(url), "write_function": "service.predictions.decide (constant model)",
-            **{name: _summary(t) for name, t in times.items()}}
+            **{name: _summary(t) for name, t in times.items()}, "write_timing_variants": variants}
+
+
+def _write_timing_variants(count: int) -> dict | None:
+    if importlib.util.find_spec("service.write_timing") is None:
+        return None
+    from service.write_timing import insert_variants_us
+
+    log(f"insert: service.write_timing's variants, {count} inserts each ...")
+    return insert_variants_us(count)

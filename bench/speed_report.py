@@ -111,10 +111,14 @@ def micro_table(model: dict | None, insert: dict | None) -> list[str]:
         pg = insert["postgres"]
         lines.append(f"insert, µs per committed insert on Postgres {pg['server_version']} (synchronous_commit="
                      f"{pg['synchronous_commit']}, fsync={pg['fsync']}):{'median':>9}{'mean':>9}{'p99':>9}")
-        for key, name in (("service", insert["write_function"]), ("peewee", "peewee Prediction.insert + commit"),
-                          ("psycopg2", "psycopg2 INSERT + COMMIT (floor)")):
+        for key, name in (("service", insert["write_function"]),
+                          ("peewee", "peewee: BEGIN; Prediction.insert(...); COMMIT"),
+                          ("psycopg2", "psycopg2: one autocommit INSERT (the floor)")):
             r = insert[key]
             lines.append(f"  {name:<79}{r['us_median']:>9.0f}{r['us_mean']:>9.0f}{r['us_p99']:>9.0f}")
+        for name, r in (insert.get("write_timing_variants") or {}).items():
+            lines.append(f"  {'service.write_timing: ' + name:<79}{r['us_median']:>9.0f}{r['us_mean']:>9.0f}"
+                         f"{'':>9}")
     return lines
 
 
