@@ -40,11 +40,6 @@ def note_observation_id(observation_id: str) -> None:
     g.observation_id = observation_id
 
 
-def current_request_id() -> str | None:
-    """The id of the request being handled (for other log lines about it)."""
-    return g.get("request_id")
-
-
 def finish_request(response):
     """after_request: write the request's line and echo its id to the client."""
     started = g.get("request_started")
