@@ -5,6 +5,9 @@ Resource limits on every request (each refusal is a 4xx naming the problem, befo
 - JSON nesting: MAX_JSON_DEPTH levels -> 400 invalid_json;
 - strings: observation ids up to 128 characters (service.requests.MAX_ID_LENGTH), text fields and the correction
   reason up to pipeline.schema.MAX_TEXT_LENGTH (200) characters -> 400 naming the field;
+- headers: gunicorn's defaults bound the request line (4094 bytes) and each header (8190 bytes); an
+  Authorization value must match the key format exactly, and an X-Request-ID is kept only if it is 1-64 of
+  [A-Za-z0-9._-] (service/request_log.py);
 - time: gunicorn's worker timeout and the database timeouts (gunicorn.conf.py, models/database.py).
 """
 from __future__ import annotations
