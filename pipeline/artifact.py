@@ -62,7 +62,7 @@ class Artifact:
 
     @property
     def scoring_path(self) -> str:
-        """Which path ``predict_one`` takes: "fast-linear" or "sklearn"."""
+        """Which path ``predict_one`` takes: "fast-linear", "fast-trees" or "sklearn"."""
         return SKLEARN if self.scorer is None else self.scorer.path
 
     def predict_proba(self, records: list[dict]) -> np.ndarray:

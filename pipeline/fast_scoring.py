@@ -1,34 +1,28 @@
 """Score one validated observation without pandas or scikit-learn: a fitted linear pipeline as lookup tables.
 
-scikit-learn's one-row path costs ~1 ms in DataFrame building and validation (issue 6). For the linear family
-(StopFeatures -> LinearEncoding -> LogisticRegression) every input field adds its own term to the logit, so
-each field becomes a table built once at load: a categorical label maps straight to its one-hot column's
+scikit-learn's one-row path costs milliseconds in DataFrame building and validation (issue 6). For the linear
+family (StopFeatures -> LinearEncoding -> LogisticRegression) every input field adds its own term to the logit,
+so each field becomes a table built once at load: a categorical label maps straight to its one-hot column's
 coefficient, a number to ``(x - mean) / scale * coef``. Scoring is a few dict lookups, a sum and a sigmoid.
-The sklearn pipeline stays the source of truth; ``pipeline.artifact`` checks this scorer against it at load.
+``build_scorer`` picks this, the flattened trees of ``fast_trees`` for HistGradientBoosting, or None (random
+forests keep sklearn's path). The sklearn pipeline stays the source of truth; ``pipeline.artifact`` checks the
+fast scorer against it at load on ``probe_records``.
 """
 from __future__ import annotations
 
 import math
 import random
-import struct
 from bisect import bisect_right
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
-from pipeline.features import (AGE_FIELD, BOOL_FIELDS, DATETIME_FIELD, RARE_CODE, TIME_FEATURES, StopFeatures)
+from pipeline.fast_features import NAN, label_of, numeric_values, sigmoid
+from pipeline.fast_trees import build_tree_scorer
+from pipeline.features import AGE_FIELD, BOOL_FIELDS, DATETIME_FIELD, RARE_CODE, StopFeatures
 from pipeline.linear_encoding import AGE_EDGES, LinearEncoding
-from pipeline.schema import EARLIEST_STOP, FIELDS, LATEST_STOP, MAX_AGE, MIN_AGE, category_key, records_to_frame
+from pipeline.schema import EARLIEST_STOP, FIELDS, LATEST_STOP, MAX_AGE, MIN_AGE, records_to_frame
 
 FAST_LINEAR = "fast-linear"
 SKLEARN = "sklearn"
-NAN = float("nan")
-_FLOAT32 = struct.Struct("f")
-_DAYS_PER_YEAR = _FLOAT32.unpack(_FLOAT32.pack(365.25))[0]
-
-
-def _f32(value: float) -> float:
-    """Round a float to the nearest float32, as numpy's float32 arithmetic does (exact for + and / of float32s:
-    a double holds more than twice float32's precision, so rounding twice gives the once-rounded result)."""
-    return _FLOAT32.unpack(_FLOAT32.pack(value))[0]
 
 
 class OneHotTerm:
@@ -84,43 +78,20 @@ class FastLinearScorer:
         self.numeric = numeric
         self.year_low, self.year_high = year_range
 
-    def features(self, record: dict) -> dict:
-        """StopFeatures' non-categorical columns of one record, with its float32 rounding (NaN when missing)."""
-        stamp = record.get(DATETIME_FIELD)
-        if stamp is None:
-            values = dict.fromkeys(TIME_FEATURES, NAN)
-        else:
-            day = stamp.toordinal() - date(stamp.year, 1, 1).toordinal()  # day of year minus one
-            year = _f32(float(stamp.year) + _f32(day / _DAYS_PER_YEAR))
-            values = {"hour": float(stamp.hour), "time_missing": float(stamp.hour == 0 and stamp.minute == 0),
-                      "day_of_week": float(stamp.weekday()), "month": float(stamp.month),
-                      "year": min(max(year, self.year_low), self.year_high)}
-        for name in BOOL_FIELDS:
-            flag = record.get(name)
-            values[name] = NAN if flag is None else float(flag)
-        age = record.get(AGE_FIELD)
-        values[AGE_FIELD] = NAN if age is None else _f32(float(age))
-        return values
-
     def logit(self, record: dict) -> float:
         """The linear model's decision value for one validated observation."""
         total = self.intercept
         for field, table, unseen, missing in self.categorical:
-            value = record.get(field)
-            key = None if value is None else category_key(value)
+            key = label_of(record, field)
             total += missing if key is None else table.get(key, unseen)
-        values = self.features(record)
+        values = numeric_values(record, self.year_low, self.year_high)
         for name, term in self.numeric:
             total += term(values[name])
         return total
 
     def predict_one(self, record: dict) -> float:
         """Probability that a search finds contraband, for one validated observation."""
-        z = self.logit(record)
-        if z >= 0:
-            return 1.0 / (1.0 + math.exp(-z))
-        e = math.exp(z)  # this side avoids overflow in exp(-z) for very negative logits
-        return e / (1.0 + e)
+        return sigmoid(self.logit(record))
 
 
 def _terms(encode: LinearEncoding, coefficients) -> dict:
@@ -163,11 +134,14 @@ def build_linear_scorer(pipeline) -> FastLinearScorer:
 def build_scorer(pipeline):
     """The fast scorer for a fitted pipeline, or None when its family has no fast form (use sklearn's path)."""
     steps = getattr(pipeline, "named_steps", {})
-    model = steps.get("model")
-    if (list(steps) == ["features", "encode", "model"] and type(steps["features"]) is StopFeatures
-            and type(steps["encode"]) is LinearEncoding and type(model).__name__ == "LogisticRegression"
-            and len(model.classes_) == 2):
+    model = type(steps.get("model")).__name__
+    if type(steps.get("features")) is not StopFeatures:
+        return None
+    if (list(steps) == ["features", "encode", "model"] and type(steps["encode"]) is LinearEncoding
+            and model == "LogisticRegression" and len(steps["model"].classes_) == 2):
         return build_linear_scorer(pipeline)
+    if list(steps) == ["features", "model"] and model == "HistGradientBoostingClassifier":
+        return build_tree_scorer(pipeline)
     return None
 
 

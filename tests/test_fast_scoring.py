@@ -16,6 +16,7 @@ import pytest
 from pipeline import synthetic
 from pipeline.artifact import FAST_TOLERANCE, Artifact, ArtifactError, check_scorer, load_artifact, save_artifact
 from pipeline.fast_scoring import FAST_LINEAR, SKLEARN, build_scorer, probe_records, worst_disagreement
+from pipeline.fast_trees import FAST_TREES
 from pipeline.features import AGE_FIELD, DATETIME_FIELD
 from pipeline.model_selection import build_model
 from pipeline.schema import (OBSERVATION_FIELDS, TARGET, ValidationError, category_key, clean_frame,
@@ -165,14 +166,36 @@ def test_worst_disagreement_counts_a_nan_probability_as_wrong(artifact):
     assert difference == float("inf")
 
 
-def test_other_families_fall_back_to_the_sklearn_path_when_loaded(training_frame, held_out_records, tmp_path):
+@pytest.mark.parametrize("protected", ["none", "all"])
+def test_fast_path_matches_gradient_boosting_pipelines(training_frame, held_out_records, protected):
+    frame, target = training_frame
+    pipeline = build_model("hist_gradient_boosting", protected=PROTECTED_CHOICES[protected], min_count=5)
+    pipeline.fit(frame, target)
+    scorer = build_scorer(pipeline)
+    assert scorer.path == FAST_TREES and scorer.steps > 1
+    _assert_equivalent(scorer, pipeline, held_out_records + probe_records(pipeline.named_steps["features"]))
+
+
+def test_a_tampered_tree_scorer_is_refused(training_frame):
     frame, target = training_frame
     pipeline = build_model("hist_gradient_boosting", min_count=5).fit(frame, target)
+    scorer = build_scorer(pipeline)
+    check_scorer(scorer, pipeline, "here")
+    scorer.value[scorer.value != 0] += 1e-6
+    with pytest.raises(ArtifactError, match="differs from its sklearn pipeline"):
+        check_scorer(scorer, pipeline, "here")
+
+
+def test_random_forests_fall_back_to_the_sklearn_path_when_loaded(training_frame, held_out_records, tmp_path):
+    frame, target = training_frame
+    pipeline = build_model("random_forest", min_count=5).set_params(model__n_estimators=10).fit(frame, target)
     assert build_scorer(pipeline) is None
-    loaded = load_artifact(save_artifact(pipeline, {"version": "hgb-test", "threshold": 0.5}, tmp_path / "hgb"))
+    loaded = load_artifact(save_artifact(pipeline, {"version": "rf-test", "threshold": 0.5}, tmp_path / "rf"))
     assert loaded.scoring_path == SKLEARN
     records = held_out_records[:50]
-    assert [loaded.predict_one(r) for r in records] == list(loaded.predict_proba(records))
+    # one row at a time against the batch: the forest's threads may add trees in another order (1 ulp)
+    np.testing.assert_allclose([loaded.predict_one(r) for r in records], loaded.predict_proba(records),
+                               rtol=0, atol=FAST_TOLERANCE)
 
 
 def test_a_saved_linear_artifact_loads_with_a_checked_fast_scorer(training_frame, held_out_records, tmp_path):
