@@ -125,7 +125,9 @@ class PostgresCluster:
     def _kill_postmaster(self) -> None:
         with contextlib.suppress(OSError, ValueError, IndexError):
             pid = int((self.data / "postmaster.pid").read_text().splitlines()[0])
-            os.kill(pid, signal.SIGKILL)
+            # A stale pid file may name a pid since reused by an unrelated process: kill only our postmaster.
+            if str(self.data).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager

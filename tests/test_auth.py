@@ -220,6 +220,7 @@ def test_key_cli_creates_a_key_the_service_accepts(artifact, monkeypatch, client
                           timeout=60).returncode == 0
     result = subprocess.run([sys.executable, "-m", "service.keys", "create", "--role", "analyst", "--id", "cli-test"],
                             cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    assert result.stderr == ""  # no warning (e.g. runpy's double import) and no noise around the key
     lines = result.stdout.splitlines()
     key = lines[lines.index(next(line for line in lines if line.startswith("key "))) + 1]
     entry = lines[lines.index(next(line for line in lines if line.startswith("API_KEYS entry"))) + 1]

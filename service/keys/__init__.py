@@ -3,17 +3,15 @@
 A key is ``<key_id>.<secret>``; the service stores only ``key_id:role:salt_hex:sha256_hex`` per key, where
 ``sha256_hex = sha256(salt + secret)``. No Flask here: the HTTP side is ``service.auth``.
 
-Run ``python -m service.keys create --role officer`` to make a key (``--help`` for the rest).
+Run ``python -m service.keys create --role officer`` to make a key (``--help`` for the rest; the CLI is
+``service/keys/__main__.py``).
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import hmac
-import os
 import re
 import secrets
-import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -141,46 +139,3 @@ def new_key(role: str, key_id: str | None = None) -> tuple[str, str]:
         raise ValueError("the key id must be 3-32 characters of a-z, 0-9 and '-'")
     secret, salt = secrets.token_urlsafe(32), secrets.token_bytes(16)
     return f"{key_id}.{secret}", f"{key_id}:{role}:{salt.hex()}:{hash_secret(salt, secret).hex()}"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``create`` prints a new key and its API_KEYS entry; ``check`` validates API_KEYS from the environment."""
-    parser = argparse.ArgumentParser(prog="python -m service.keys", description=(
-        "Make and check the service's API keys. Clients send 'Authorization: Bearer <key>'; the service keeps only "
-        "salted sha256 hashes in the environment variable API_KEYS (comma-separated key_id:role:salt:hash entries), "
-        f"at most {MAX_ACTIVE_PER_ROLE} active keys per role. API_KEYS_REVOKED lists key ids refused even while "
-        "listed."))
-    commands = parser.add_subparsers(dest="command", required=True)
-    create = commands.add_parser("create", help="print a new key (shown once) and the API_KEYS entry to add")
-    create.add_argument("--role", required=True, choices=ROLES,
-                        help="officer: /should_search, /predict; analyst: /search_result, /update, /report; "
-                             "admin: everything")
-    create.add_argument("--id", dest="key_id", help="key id, 3-32 of a-z 0-9 - (default: <role>-<date>-<random>)")
-    commands.add_parser("check", help="validate API_KEYS and API_KEYS_REVOKED from the environment")
-    args = parser.parse_args(argv)
-    if args.command == "create":
-        try:
-            key, entry = new_key(args.role, args.key_id)
-        except ValueError as error:
-            parser.error(str(error))
-        print(f"key (give it to the client; it is not stored anywhere and cannot be shown again):\n{key}\n\n"
-              f"API_KEYS entry (append it to API_KEYS, comma-separated, and restart the service):\n{entry}")
-        return 0
-    return _check()
-
-
-def _check() -> int:
-    try:
-        keyring = Keyring.parse(os.environ.get("API_KEYS"), os.environ.get("API_KEYS_REVOKED"))
-    except KeyConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    if not keyring.keys:
-        print("API_KEYS is empty: the service refuses to start without keys (see `create`)")
-    for key in sorted(keyring.keys.values(), key=lambda k: (k.role, k.key_id)):
-        print(f"{key.key_id}\t{key.role}\t{'revoked' if key.key_id in keyring.revoked else 'active'}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
