@@ -7,6 +7,8 @@ Run: .venv/bin/python -m service.write_timing --database-url postgresql://postgr
 - ``prepared_on_conflict``: the service's path, ``predictions._insert_new`` (SQL built once from the model);
 - ``driver_floor``: the same SQL and already-converted values straight on the driver's cursor (the floor).
 ``insert_variants_us(count)`` returns the figures; bench/ can call it on any initialised ``models.database``.
+Wall-clock figures on Postgres are dominated by the commit's disk sync; ``client_cpu_us_median`` (this process's
+CPU per insert) and ``--without-disk-sync`` (that session only) show what peewee itself costs.
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ import statistics
 import time
 import uuid
 from pathlib import Path
+
+from peewee import PostgresqlDatabase
 
 from migrations import apply_migrations
 from models import Prediction, database, database_from_url
@@ -64,23 +68,29 @@ def _variants(row: dict) -> dict:
             "prepared_on_conflict": predictions._insert_new, "driver_floor": driver_floor}, converters
 
 
-def insert_variants_us(count: int = 2000, rounds: int = 4) -> dict:
-    """Median and mean µs per committed insert for each variant, interleaved in ``rounds`` so drift hits all alike."""
+def insert_variants_us(count: int = 2000, rounds: int = 4, without_disk_sync: bool = False) -> dict:
+    """Median and mean µs per committed insert for each variant (wall clock, and this process's CPU), interleaved
+    in ``rounds`` so drift hits all alike. ``without_disk_sync``: Postgres session with synchronous_commit off."""
     row = _template_row()
     variants, converters = _variants(row)
     prefix, ids = uuid.uuid4().hex[:8], itertools.count()
     times: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
     database.connect(reuse_if_open=True)
+    if without_disk_sync and isinstance(database.obj, PostgresqlDatabase):  # this session only, to see the CPU and round-trip costs the disk sync otherwise hides
+        database.execute_sql("SET synchronous_commit = off")
     for _ in range(rounds):
         for name, insert in variants.items():
             for _ in range(max(1, count // rounds)):
                 values = dict(row, observation_id=f"{name}-{prefix}-{next(ids)}")
                 if name == "driver_floor":  # converted outside the timed span: the floor is the driver alone
                     values = {"converted": [convert(v) for convert, v in zip(converters, values.values())]}
-                begin = time.perf_counter_ns()
+                begin, begin_cpu = time.perf_counter_ns(), time.process_time_ns()
                 insert(values)
+                cpu[name].append((time.process_time_ns() - begin_cpu) / 1e3)
                 times[name].append((time.perf_counter_ns() - begin) / 1e3)
-    return {name: {"us_median": statistics.median(t), "us_mean": statistics.fmean(t), "inserts": len(t)}
+    return {name: {"us_median": statistics.median(t), "us_mean": statistics.fmean(t),
+                   "client_cpu_us_median": statistics.median(cpu[name]), "inserts": len(t)}
             for name, t in times.items()}
 
 
@@ -89,12 +99,15 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--without-disk-sync", action="store_true",
+                        help="Postgres: synchronous_commit off in the timing session only (never in the service)")
     args = parser.parse_args(argv)
     plain = database_from_url(args.database_url)
     apply_migrations(plain)
     plain.close()
     database.initialize(database_from_url(args.database_url, serving=True))
-    print(json.dumps({"database": args.database_url.split(":", 1)[0], **insert_variants_us(args.count)}, indent=2))
+    print(json.dumps({"database": args.database_url.split(":", 1)[0], "without_disk_sync": args.without_disk_sync,
+                      **insert_variants_us(args.count, without_disk_sync=args.without_disk_sync)}, indent=2))
 
 
 if __name__ == "__main__":
