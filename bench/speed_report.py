@@ -109,16 +109,20 @@ def micro_table(model: dict | None, insert: dict | None) -> list[str]:
                   f"|difference| {model['max_abs_difference']:.1e})"]
     if insert:
         pg = insert["postgres"]
-        lines.append(f"insert, µs per committed insert on Postgres {pg['server_version']} (synchronous_commit="
-                     f"{pg['synchronous_commit']}, fsync={pg['fsync']}):{'median':>9}{'mean':>9}{'p99':>9}")
+        lines.append(f"insert, µs per committed insert on Postgres {pg['server_version'].split()[0]} "
+                     f"(synchronous_commit={pg['synchronous_commit']}, fsync={pg['fsync']}), wall clock and this "
+                     f"process's CPU:")
+        lines.append(f"{'':<81}{'median':>9}{'mean':>9}{'p99':>9}{'CPU':>9}")
         for key, name in (("service", insert["write_function"]),
                           ("peewee", "peewee: BEGIN; Prediction.insert(...); COMMIT"),
                           ("psycopg2", "psycopg2: one autocommit INSERT (the floor)")):
             r = insert[key]
-            lines.append(f"  {name:<79}{r['us_median']:>9.0f}{r['us_mean']:>9.0f}{r['us_p99']:>9.0f}")
+            lines.append(f"  {name:<79}{r['us_median']:>9.0f}{r['us_mean']:>9.0f}{r['us_p99']:>9.0f}"
+                         f"{r['client_cpu_us_median']:>9.0f}")
         for name, r in (insert.get("write_timing_variants") or {}).items():
+            cpu = r.get("client_cpu_us_median")
             lines.append(f"  {'service.write_timing: ' + name:<79}{r['us_median']:>9.0f}{r['us_mean']:>9.0f}"
-                         f"{'':>9}")
+                         f"{'-':>9}{cpu if cpu is None else round(cpu):>9}")
     return lines
 
 
