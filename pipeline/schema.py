@@ -71,8 +71,11 @@ AGE_GROUPS = ("Youth", "Young Adult", "Adult", "Senior")
 
 _SPACES = re.compile(r"\s+")
 # C0 and C1 controls and DEL: invisible in logs and reports, so two ids that look equal could differ. Tab, line feed
-# and carriage return are kept: they are whitespace, which text fields collapse to one space.
-_CONTROL = re.compile(r"[\x01-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f]")
+# and carriage return are kept: they are whitespace, which text fields collapse to one space. Both are regex class
+# bodies that the OpenAPI patterns reuse; WHITESPACE is what str.isspace() accepts, less the refused controls.
+CONTROL_CHARACTERS = r"\x01-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f"
+WHITESPACE = r"\t\n\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
 
 
 class ValidationError(ValueError):
@@ -112,12 +115,29 @@ def _normalise_text(value):
     return _SPACES.sub(" ", value).strip()
 
 
+# The two documented shapes (checked on normalised text); strptime and fromisoformat would accept far more, such as
+# "5/6/2018 4:8:0 am" or "2018-W20-3", which the OpenAPI document cannot describe.
+_CT_SHAPE = re.compile(r"[0-9]{2}/[0-9]{2}/[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} [AaPp][Mm]")
+_ISO_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+                        r"(Z|[+-][0-9]{2}:[0-9]{2})?)?")
+
+
+class _OutOfRange(ValueError):
+    """A real date, but outside EARLIEST_STOP..LATEST_STOP."""
+
+
 def _parse_datetime(value: str) -> datetime:
+    """Parse a CT or ISO 8601 time to naive Connecticut time; the year range applies to the time as written."""
     text = value.strip()
-    try:
-        parsed = datetime.strptime(text, CT_DATETIME_FORMAT)
-    except ValueError:
-        parsed = datetime.fromisoformat(text)  # raises ValueError when unparseable
+    if _CT_SHAPE.fullmatch(text):
+        parsed = datetime.strptime(text, CT_DATETIME_FORMAT)  # raises ValueError when not a real date or time
+    elif _ISO_SHAPE.fullmatch(text):
+        parsed = datetime.fromisoformat(text)
+    else:
+        raise ValueError(f"{text[:40]!r} is neither a CT nor an ISO 8601 time")
+    # As written, so that an offset cannot move a valid time out of range (or past datetime's own limits).
+    if not EARLIEST_STOP <= parsed.replace(tzinfo=None) < LATEST_STOP:
+        raise _OutOfRange(f"must be between {EARLIEST_STOP.year} and {LATEST_STOP.year}")
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(CT_TIMEZONE).replace(tzinfo=None)
     return parsed
@@ -146,20 +166,17 @@ def _check_value(field: Field, value):
         return None, problem
     text = _normalise_text(value)
     if kind == "code":
-        text = text.upper()
+        text = text.upper() if text.isascii() else text  # else "ı" would pass as I: only ASCII letters fold
         if text not in field.codes:
             return None, f"must be one of {', '.join(field.codes)}"
         return text, None
     if kind == "datetime":
         try:
-            parsed = _parse_datetime(text)
+            return _parse_datetime(text), None
+        except _OutOfRange as error:
+            return None, str(error)
         except ValueError:
             return None, "must be a date like '05/16/2018 04:08:00 AM' or ISO 8601"
-        except OverflowError:  # an offset moved year 1 or 9999 outside datetime's range
-            return None, f"must be between {EARLIEST_STOP.year} and {LATEST_STOP.year}"
-        if not EARLIEST_STOP <= parsed < LATEST_STOP:
-            return None, f"must be between {EARLIEST_STOP.year} and {LATEST_STOP.year}"
-        return parsed, None
     if not text:
         return None, "must not be empty"
     if field.name == "InterventionLocationName":
@@ -183,7 +200,8 @@ def validate_observation(raw) -> dict:
             errors[field.name] = "is required"
             continue
         value = raw[field.name]
-        if value is None or (isinstance(value, str) and not value.strip() and not field.required):
+        if value is None or (isinstance(value, str) and not field.required and not value.strip()
+                             and not text_problem(value)):  # blank is unknown, but control characters never pass
             if field.required:
                 errors[field.name] = "must not be null"
             record[field.name] = None
@@ -230,7 +248,7 @@ def _clean_bool_column(column: pd.Series) -> pd.Series:
 def _parse_or_none(value: str):
     try:
         return _parse_datetime(value)
-    except (ValueError, OverflowError):
+    except ValueError:
         return None
 
 
@@ -238,6 +256,8 @@ def _clean_datetime_column(column: pd.Series) -> pd.Series:
     text = column.astype("string").str.strip()
     # One resolution whatever the values: an all-NaT parse would otherwise be datetime64[s] and truncate ISO times.
     parsed = pd.to_datetime(text, format=CT_DATETIME_FORMAT, errors="coerce").astype("datetime64[us]")
+    # CT times carry no offset, so as written is local; other times are range-checked as written by the API's parser.
+    parsed = parsed.where((parsed >= EARLIEST_STOP) & (parsed < LATEST_STOP))
     missing = parsed.isna() & text.notna()
     if missing.any():
         # Other formats go through the API's own parser, once per distinct value, so that naive ISO times stay
@@ -245,8 +265,7 @@ def _clean_datetime_column(column: pd.Series) -> pd.Series:
         others = text[missing]
         lookup = {value: _parse_or_none(value) for value in others.unique()}
         parsed[missing] = pd.to_datetime(others.map(lookup).astype(object), errors="coerce").astype(parsed.dtype)
-    in_range = (parsed >= EARLIEST_STOP) & (parsed < LATEST_STOP)
-    return parsed.where(in_range)
+    return parsed
 
 
 def clean_frame(frame: pd.DataFrame) -> pd.DataFrame:
