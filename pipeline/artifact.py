@@ -127,7 +127,9 @@ def check_scorer(scorer, pipeline, directory) -> None:
     """Refuse a fast scorer that disagrees with the sklearn pipeline by more than FAST_TOLERANCE on the probes."""
     difference, record = worst_disagreement(scorer, pipeline, probe_records(pipeline.named_steps["features"]))
     if not difference <= FAST_TOLERANCE:
-        fields = ", ".join(f"{name}={value!s}" for name, value in record.items())
+        # repr for text so that padding and case, which the probes vary on purpose, show in the message
+        fields = ", ".join(f"{name}={value!r}" if isinstance(value, str) else f"{name}={value}"
+                           for name, value in record.items())
         raise ArtifactError(
             f"the fast scorer of the model in {directory} differs from its sklearn pipeline by {difference:.3g} "
             f"(more than {FAST_TOLERANCE:g}) on the record {fields}; the artifact or pipeline.fast_scoring is wrong")
