@@ -25,6 +25,7 @@ import requests
 
 from migrations import apply_migrations
 from models import database_from_url
+from models.database import PING_AFTER_IDLE_S
 from service.keys import new_key
 from tests.pg_cluster import BIN_DIR, free_port, postgres_cluster
 
@@ -38,6 +39,7 @@ SETTLE_S = 1.5  # load between faults, so each failure can be attributed to one 
 RECOVERY_BOUND_S = 10.0  # behaviour (recovers with no restart), not speed: the figure itself is reported
 EXIT_BOUND_S = 20.0  # the issue's bound on the master's exit after SIGTERM
 KILL_WINDOW_S = 1.0  # a connection dropped by the SIGKILL fails within this long after it
+QUIET_S = 2 * PING_AFTER_IDLE_S  # no traffic before the quiet restart: pooled connections idle past the ping age
 
 
 @dataclass
@@ -74,15 +76,21 @@ class Load:
     def __init__(self, base: str, headers: dict, observations: list):
         self.base, self.headers, self.observations = base, headers, observations
         self.calls: list[Call] = []
-        self.stopping = threading.Event()
+        self.stopping, self.running = threading.Event(), threading.Event()
+        self.running.set()
+        self.busy = threading.Semaphore(CLIENTS)  # a client holds one while its request is in flight
         self.threads = [threading.Thread(target=self._client, args=(n,), daemon=True) for n in range(CLIENTS)]
 
     def _client(self, n: int) -> None:
         for i in itertools.count():
+            self.running.wait()
             if self.stopping.is_set():
                 return
-            call = _post(self.base, self.headers, f"load-{n}-{i}", self.observations,
-                         (n * 97 + i) % len(self.observations))
+            with self.busy:
+                if not self.running.is_set():
+                    continue  # paused between the check above and here: wait again
+                call = _post(self.base, self.headers, f"load-{n}-{i}", self.observations,
+                             (n * 97 + i) % len(self.observations))
             self.calls.append(call)  # list.append is atomic under the GIL
             if "refused" in call.error.lower():
                 return  # only a closed listener refuses (the master is shutting down): nothing more to learn
@@ -96,8 +104,21 @@ class Load:
 
     def __exit__(self, *exc):
         self.stopping.set()
+        self.running.set()
         for thread in self.threads:
             thread.join(timeout=30)
+
+    def pause(self) -> None:
+        """Hold every client before its next request and return once none is in flight."""
+        self.running.clear()
+        for _ in range(CLIENTS):
+            self.busy.acquire(timeout=30)
+        for _ in range(CLIENTS):
+            self.busy.release()
+
+    def resume(self) -> None:
+        """Let the clients go on."""
+        self.running.set()
 
     def first_200_after(self, moment: float, timeout: float) -> float | None:
         """Seconds from ``moment`` to the first 200 answered after it, waiting up to ``timeout``; None if none."""
@@ -248,16 +269,29 @@ def _run_faults(cluster, server: Gunicorn, load: Load) -> tuple[dict, dict]:
     os.kill(figures["workers_before_kill"][0], signal.SIGKILL)
     time.sleep(SETTLE_S)
     figures["workers_after_kill"] = server.workers()
+    # A restart during a quiet spell leaves every pooled connection idle and broken; traffic that resumes after
+    # it must not meet them (each must be pinged or replaced), so every request sent afterwards must get a 200.
+    load.pause()
+    time.sleep(QUIET_S)
+    cluster.stop("immediate")
+    cluster.start()
+    timeline["quiet_restart"] = time.monotonic()
+    load.resume()
+    time.sleep(SETTLE_S)
     timeline["sigterm"] = time.monotonic()
     figures["master_exit_s"] = server.terminate()
     timeline["master_exited"] = time.monotonic()
     return timeline, figures
 
 
-def _log_excerpt(path: Path, lines: int = 40) -> str:
-    """The last gunicorn lines that are not per-request access lines (errors, signals, worker births)."""
-    kept = [line for line in path.read_text(errors="replace").splitlines() if not line.startswith("{")]
-    return "\n".join(kept[-lines:])
+def _log_excerpt(path: Path, lines: int = 30) -> str:
+    """gunicorn's non-request lines (errors, signals, worker births), a run of one message shown once with its count."""
+    counts: dict[str, int] = {}
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("[") and "] " in line:  # "[time] [pid] [LEVEL] ..."; request lines are JSON
+            message = line.split("] ", 2)[-1]
+            counts[message] = counts.get(message, 0) + 1
+    return "\n".join(f"{n:5d} x {message}" for message, n in list(counts.items())[-lines:])
 
 
 def _write_report(tmp_path: Path, summary: dict, timeline: dict, calls: list[Call], kinds: list[str],
@@ -301,6 +335,9 @@ def test_no_accepted_request_is_lost_under_database_crash_and_kills(fault_cluste
     bad_retries = [(r.observation_id, r.status, r.error or r.body) for r in retries
                    if r.status != 200 or len(rows_after.get(r.observation_id, [])) != 1
                    or not _stored_as_answered(r, rows_after)]
+    after_quiet_restart = [(c.observation_id, c.status, c.error or c.body) for c in calls
+                           if timeline["quiet_restart"] < c.sent and c.answered < timeline["sigterm"]
+                           and c.status != 200]
     unexpected = [(c.observation_id, c.status, c.retry_after, c.error or c.body)
                   for c, k in zip(calls, kinds) if k == "unexpected"]
     summary = {
@@ -310,6 +347,7 @@ def test_no_accepted_request_is_lost_under_database_crash_and_kills(fault_cluste
         "retried": len(retries), "retries_landed_once": len(retries) - len(bad_retries),
         "postgres_down_s": round(timeline["postgres_up"] - timeline["postgres_down"], 3),
         "503_sent_after_postgres_up": sum(c.status == 503 and c.sent > timeline["postgres_up"] for c in calls),
+        "failed_after_quiet_restart": len(after_quiet_restart),
         "max_503_latency_s": round(max((c.answered - c.sent for c in calls if c.status == 503), default=0), 3),
         **{k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()},
         "duration_s": round(time.monotonic() - timeline["start"], 1),
@@ -322,6 +360,7 @@ def test_no_accepted_request_is_lost_under_database_crash_and_kills(fault_cluste
     assert not lost and not mismatched, f"200s not stored as answered: lost {lost[:10]}, mismatched {mismatched[:10]}"
     assert not duplicated and set(rows_after) <= {c.observation_id for c in calls}, f"duplicated: {duplicated[:10]}"
     assert not bad_retries, f"retries that did not land exactly once: {bad_retries[:10]}\n{log}"
+    assert not after_quiet_restart, f"stale pooled connections after a quiet restart: {after_quiet_restart}\n{log}"
     assert figures["recovery_s"] is not None, f"no 200 within {RECOVERY_BOUND_S} s of Postgres returning\n{log}"
     assert kinds.count("dropped_by_worker_kill") <= 1, "a sync worker holds one request; the kill dropped more"
     before, after = figures["workers_before_kill"], figures["workers_after_kill"]
