@@ -29,20 +29,29 @@ class SchemaGate:
         return None
 
 
+def _first_line(error: Exception) -> str:
+    return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
+
+
 def check(model, gate: SchemaGate) -> dict[str, str]:
-    """Problems by component ('model', 'database', 'schema'); empty when healthy."""
+    """Problems by component ('model', 'database', 'schema'); empty when healthy.
+
+    /health is public, so the driver's message (host, port, user) goes to the log, not into the answer.
+    """
     problems = {}
     if model is None:
         problems["model"] = "not loaded"
     try:
         gate.database.execute_sql("SELECT 1")
     except (DatabaseError, InterfaceError) as error:
-        problems["database"] = f"not answering: {str(error).strip()[:200]}"
+        log.warning("health: database not answering (%s)", _first_line(error))
+        problems["database"] = f"not answering ({type(error).__name__}); details are in the service log"
         return problems
     try:
         schema = gate.problem()
     except (DatabaseError, InterfaceError) as error:
-        schema = f"cannot read the schema version: {str(error).strip()[:200]}"
+        log.warning("health: cannot read the schema version (%s)", _first_line(error))
+        schema = f"cannot read the schema version ({type(error).__name__}); details are in the service log"
     if schema:
         problems["schema"] = schema
     return problems
