@@ -1,6 +1,7 @@
-"""Fault and load: 2 gunicorn workers on a throwaway Postgres that is crashed and restarted while client threads post
-dry-run observations, a worker SIGKILLed, the master SIGTERMed. No accepted request may be lost, every failure must
-be a 503 with Retry-After or a connection dropped by a kill, and every failed id must land exactly once on retry.
+"""Fault and load: 2 gunicorn workers on a throwaway Postgres that is crashed for 3.5 s while client threads post
+dry-run observations, then a worker SIGKILLed, Postgres restarted again during a quiet spell, the master SIGTERMed.
+No accepted request may be lost, every failure must be a 503 with Retry-After or a connection dropped by a kill, no
+request may fail once Postgres is back, and every failed id must land exactly once on retry.
 
 The figures (accepted, failures by kind, rows lost, recovery time, master exit time) are printed on one line and
 written to fault_load.json in the test's tmp dir; only behaviour is asserted, never speed (the bounds are generous).
@@ -111,7 +112,7 @@ def _kind(call: Call, timeline: dict) -> str:
 
 
 def _run_faults(cluster, server: Gunicorn, load: Load) -> tuple[dict, dict]:
-    """The fault schedule under load: crash and restart Postgres, SIGKILL a worker, SIGTERM the master.
+    """The schedule: crash Postgres under load, SIGKILL a worker, restart Postgres while idle, SIGTERM the master.
 
     Returns (timeline of monotonic instants, figures measured on the way).
     """
