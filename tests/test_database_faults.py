@@ -21,7 +21,7 @@ import psycopg2
 import pytest
 from peewee import OperationalError
 
-from models import Prediction, close_pool, database, long_statements
+from models import Prediction, close_pool, database, database_from_url, long_statements
 
 # The module, not the proxy of the same name that models/__init__ exports.
 database_module = importlib.import_module("models.database")
@@ -190,10 +190,21 @@ def test_serving_connections_carry_the_time_limits(served, backend):
         assert _setting("statement_timeout") == database_module.STATEMENT_TIMEOUT_MS
 
 
+@pytest.mark.parametrize("backend", POSTGRES_ONLY)
+def test_the_database_url_overrides_the_defaults(migrated_database_url, backend):
+    """An operator's ``options`` in DATABASE_URL win over the service's (appended after them); the rest stay."""
+    db = database_from_url(migrated_database_url + "?options=-c%20statement_timeout%3D7000", serving=True)
+    try:
+        with db.connection_context():
+            shown = [db.execute_sql(f"SHOW {name}").fetchone()[0] for name in ("statement_timeout", "lock_timeout")]
+        assert shown == ["7s", f"{database_module.LOCK_TIMEOUT_MS // 1000}s"]
+    finally:
+        close_pool(db)
+
+
+@pytest.mark.parametrize("backend", POSTGRES_ONLY)  # SQLite has none: its waits are bounded by busy_timeout
 def test_statement_timeout_ends_a_slow_statement(served, backend):
     """Postgres cancels a request-path statement at the limit (an OperationalError, which the service answers 503)."""
-    if backend == "sqlite":
-        pytest.skip("SQLite has no statement timeout; its waits are bounded by busy_timeout (tested above)")
     limit_s = database_module.STATEMENT_TIMEOUT_MS / 1000
     with database.connection_context(), pytest.raises(OperationalError, match="statement timeout"):
         database.execute_sql("SELECT pg_sleep(%s)", (limit_s + 2,))
