@@ -15,11 +15,15 @@ def main(argv: list[str] | None = None) -> int:
     """Run the development server on the embedded defaults (SQLite and the committed model)."""
     parser = argparse.ArgumentParser(description="Run the CTRP3 search service with Flask's development server "
                                      "(production uses gunicorn, see Procfile). Settings come from the "
-                                     "environment: DATABASE_URL, MODEL_DIR, MAX_CONTENT_LENGTH.")
+                                     "environment: DATABASE_URL, MODEL_DIR, MAX_CONTENT_LENGTH, API_KEYS, "
+                                     "API_KEYS_REVOKED, API_AUTH_DISABLED=local-development (no keys, "
+                                     "local development only).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # werkzeug's own request log quotes raw paths and query strings; the service logs one private line per request.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     try:
         app = create_app()
     except (ConfigError, ArtifactError) as error:
