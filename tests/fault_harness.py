@@ -1,5 +1,5 @@
-"""Test harness for the fault test: client threads that record every (id, status), and a gunicorn process whose
-workers can be listed and killed. Framework-free apart from requests; the checks live in test_fault_load.py."""
+"""Machinery of the fault test: client threads that record every (id, status), and a gunicorn process whose
+workers can be listed and killed. The fault schedule and the checks live in test_fault_load.py."""
 from __future__ import annotations
 
 import contextlib
@@ -37,6 +37,7 @@ class Call:
 
 
 def post(base: str, headers: dict, observation_id: str, observations: list, index: int) -> Call:
+    """POST one dry-run observation to /should_search under ``observation_id``; never raises, records the outcome."""
     sent = time.monotonic()
     try:
         response = requests.post(f"{base}/should_search", headers=headers, timeout=15,
