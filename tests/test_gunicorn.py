@@ -20,6 +20,7 @@ from models import database, database_from_url
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "gunicorn.conf.py"
+WORKERS = 2
 HEROKU_WINDOW = 30  # seconds: Heroku's router timeout and its SIGTERM-to-SIGKILL grace period
 
 
@@ -35,7 +36,7 @@ def server(migrated_database_url, tmp_path, request):
     port = _free_port()
     log_path = tmp_path / "gunicorn.log"
     env = {k: v for k, v in os.environ.items() if k != "DYNO"}
-    env.update(PORT=str(port), WEB_CONCURRENCY="2", DATABASE_URL=migrated_database_url)
+    env.update(PORT=str(port), WEB_CONCURRENCY=str(WORKERS), DATABASE_URL=migrated_database_url)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--config", str(CONFIG), "--bind", f"127.0.0.1:{port}",
@@ -92,8 +93,9 @@ def test_serves_logs_and_stops_gracefully(server, dry_run_requests, live_headers
     assert len(rows) == 1 and rows[0][0] == f"gunicorn-{id_}"
     assert bool(rows[0][1]) == answer["should_search"] and rows[0][2] == pytest.approx(answer["probability"])
     if url.startswith("postgres"):
-        # Connections are opened per request and closed after it; the master (which preloaded the app) holds none.
-        assert _postgres_connections(url) == 0
+        # Each worker keeps at most one pooled connection between requests; the master (which preloaded the app)
+        # holds none, so never more than the number of workers.
+        assert 1 <= _postgres_connections(url) <= WORKERS
 
     began = time.monotonic()
     process.send_signal(signal.SIGTERM)
