@@ -41,7 +41,7 @@ import requests
 from flask.testing import FlaskClient
 
 from migrations import apply_migrations
-from models import Outcome, Prediction, database, database_from_url
+from models import Outcome, Prediction, close_pool, database, database_from_url
 from pipeline.artifact import load_artifact
 from service import create_app
 from service.keys import new_key
@@ -202,8 +202,7 @@ def app(migrated_database_url, artifact, api_keys):
     app = create_app({"DATABASE_URL": migrated_database_url, "TESTING": True}, model=artifact)
     app.test_client_class = type("AdminClient", (_KeyedClient,), {"key": api_keys["admin"]})
     yield app
-    if not database.is_closed():
-        database.close()
+    close_pool(database.obj)  # idle pooled connections too, so the throwaway database can be dropped
 
 
 @pytest.fixture

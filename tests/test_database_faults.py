@@ -29,13 +29,6 @@ database_module = importlib.import_module("models.database")
 POSTGRES_ONLY = [pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
-@pytest.fixture
-def served(app):
-    """The ``app`` fixture, its connection pool closed at teardown (until conftest's ``app`` does it itself)."""
-    yield app
-    close_pool(database.obj)
-
-
 def _body(observation: dict, observation_id: str) -> dict:
     return {"observation_id": observation_id, "observation": observation}
 
@@ -104,7 +97,7 @@ def _where(url: str) -> str:
     return url[len("sqlite:///"):] if url.startswith("sqlite:///") else urlsplit(url).hostname
 
 
-def test_database_down_answers_503_then_recovers_without_restart(served, client, observation, outage,
+def test_database_down_answers_503_then_recovers_without_restart(app, client, observation, outage,
                                                                  migrated_database_url, assert_error):
     """While the database is down: 503 + Retry-After on writes, /health names the database (not where it is: the
     endpoint is public), nothing is written. When it returns, the same app serves again and the retried id lands
@@ -144,7 +137,7 @@ def _write_lock_held(backend: str, url: str):
         holder.execute("ROLLBACK")
 
 
-def test_a_held_write_lock_times_out_as_503_and_writes_nothing(served, client, observation, backend,
+def test_a_held_write_lock_times_out_as_503_and_writes_nothing(app, client, observation, backend,
                                                               migrated_database_url, assert_error):
     """A writer stuck behind a lock gives up at the lock timeout (Postgres lock_timeout, SQLite busy_timeout) with a
     503, not a hang and not a 500; once the lock is released the retry lands once."""
@@ -160,7 +153,7 @@ def test_a_held_write_lock_times_out_as_503_and_writes_nothing(served, client, o
 @pytest.mark.parametrize("backend", POSTGRES_ONLY)
 @pytest.mark.parametrize("ping_after_idle, statuses", [(float("inf"), [503, 200]), (0.0, [200])],
                          ids=["no-ping", "ping"])
-def test_a_broken_pooled_connection_is_never_handed_out_again(served, client, observation, migrated_database_url,
+def test_a_broken_pooled_connection_is_never_handed_out_again(app, client, observation, migrated_database_url,
                                                               postgres_admin_url, monkeypatch, backend,
                                                               ping_after_idle, statuses):
     """A server-side kill of the pooled connection: without a ping the next request fails with a 503 and the
@@ -177,7 +170,7 @@ def _setting(name: str) -> int:
     return int(database.execute_sql("SELECT setting FROM pg_settings WHERE name = %s", (name,)).fetchone()[0])
 
 
-def test_serving_connections_carry_the_time_limits(served, backend):
+def test_serving_connections_carry_the_time_limits(app, backend):
     """The request path's limits are on every pooled connection; a report's longer limit ends with its transaction."""
     with database.connection_context():
         if backend == "sqlite":
@@ -203,7 +196,7 @@ def test_the_database_url_overrides_the_defaults(migrated_database_url, backend)
 
 
 @pytest.mark.parametrize("backend", POSTGRES_ONLY)  # SQLite has none: its waits are bounded by busy_timeout
-def test_statement_timeout_ends_a_slow_statement(served, backend):
+def test_statement_timeout_ends_a_slow_statement(app, backend):
     """Postgres cancels a request-path statement at the limit (an OperationalError, which the service answers 503)."""
     limit_s = database_module.STATEMENT_TIMEOUT_MS / 1000
     with database.connection_context(), pytest.raises(OperationalError, match="statement timeout"):
@@ -219,7 +212,7 @@ def _idle_connection_in_pool() -> None:
     thread.join()
 
 
-def test_a_forked_child_gets_an_empty_pool(served, client, observation):
+def test_a_forked_child_gets_an_empty_pool(app, client, observation):
     """No connection crosses a fork: the parent closes its idle ones, the child forgets the ones in use and opens
     its own, and the parent's in-use connection still works after the child is gone."""
     assert client.post("/should_search", json=_body(observation, "pre-fork")).status_code == 200

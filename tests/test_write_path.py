@@ -11,18 +11,11 @@ import dataclasses
 import pytest
 from peewee import PostgresqlDatabase
 
-from models import Prediction, close_pool, database, database_from_url
+from models import Prediction, database, database_from_url
 from pipeline.schema import validate_observation
 from service import predictions
 
 VOLATILE = ("id", "observation_id", "received_at")  # differ between two inserts of the same observation
-
-
-@pytest.fixture
-def served(app):
-    """The ``app`` fixture, its connection pool closed at teardown (until conftest's ``app`` does it itself)."""
-    yield app
-    close_pool(database.obj)
 
 
 def _stored(observation_id: str) -> dict:
@@ -44,7 +37,7 @@ def _former_decide(observation_id: str, raw: dict, record: dict, model) -> predi
     return predictions.Decision(observation_id, raw, row["should_search"], probability, model.version, None)
 
 
-def test_prepared_insert_stores_what_peewee_stores(served, artifact, observation):
+def test_prepared_insert_stores_what_peewee_stores(app, artifact, observation):
     """Same row dict through the prepared statement and through Prediction.insert: identical stored values."""
     record = validate_observation(observation)
     row = predictions._prediction_row("prepared", observation, record, predictions.observation_digest(record),
@@ -57,7 +50,7 @@ def test_prepared_insert_stores_what_peewee_stores(served, artifact, observation
     assert _stored("prepared") == _stored("peewee")
 
 
-def test_lean_path_answers_and_stores_what_the_former_path_did(served, artifact, dry_run_requests):
+def test_lean_path_answers_and_stores_what_the_former_path_did(app, artifact, dry_run_requests):
     """Every dry-run observation through both paths: same answers, same stored rows, same answers to a retry."""
     # One outer transaction only spares 900 disk syncs; commit behaviour is tested on its own below.
     with database.connection_context(), database.atomic():
@@ -73,7 +66,7 @@ def test_lean_path_answers_and_stores_what_the_former_path_did(served, artifact,
         assert _stored(f"lean-{id_}") == _stored(f"former-{id_}")
 
 
-def test_same_id_other_observation_is_a_conflict_and_changes_nothing(served, artifact, observation):
+def test_same_id_other_observation_is_a_conflict_and_changes_nothing(app, artifact, observation):
     """The conflict branch of the lean path: ObservationConflict, the first row untouched."""
     record = validate_observation(observation)
     other_raw = dict(observation, SubjectAge=observation["SubjectAge"] + 1)
@@ -99,7 +92,7 @@ def _statements_of(client, body: dict) -> tuple[int, list[str]]:
     return status, statements
 
 
-def test_a_new_observation_costs_one_statement(served, client, observation):
+def test_a_new_observation_costs_one_statement(app, client, observation):
     """New id: the INSERT alone (no pre-read, no BEGIN/COMMIT). Retry: the INSERT finds the id, one read follows."""
     body = {"observation_id": "one-trip", "observation": observation}
     status, new = _statements_of(client, body)
@@ -109,7 +102,7 @@ def test_a_new_observation_costs_one_statement(served, client, observation):
     assert status == 200 and len(retry) == 2 and retry[1].startswith("SELECT")
 
 
-def test_a_200_means_the_row_is_committed(served, client, observation, migrated_database_url):
+def test_a_200_means_the_row_is_committed(app, client, observation, migrated_database_url):
     """Another connection sees the row, with the answered probability, as soon as the 200 is back."""
     answer = client.post("/should_search", json={"observation_id": "durable", "observation": observation})
     assert answer.status_code == 200
