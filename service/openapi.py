@@ -58,7 +58,6 @@ _KIND_SCHEMAS = {
 
 def _field_schema(field) -> dict:
     if field.kind == "code":
-        codes = "".join(field.codes)
         schema = {"type": "string", "enum": list(field.codes), "description": field.description +
                   " Case-insensitive (ASCII letters), surrounding whitespace ignored."}
     elif field.kind in _KIND_SCHEMAS:
@@ -72,6 +71,8 @@ def _field_schema(field) -> dict:
             "description": text["description"],
             "oneOf": [{**text, "description": "as text (leading zeros kept)"},
                       {**_integer_of_at_most(MAX_TEXT_LENGTH), "description": "as an integer"}]}
+    if field.name == "InterventionLocationName":  # a length no pattern can state; the validator checks it
+        schema["description"] += f" Stored upper-cased, which must also fit {MAX_TEXT_LENGTH} characters ('ß' -> 'SS')."
     if not field.required:
         (schema["oneOf"][0] if "oneOf" in schema else schema)["nullable"] = True
     return schema
@@ -143,7 +144,7 @@ _STRIPPED = f"[{WHITESPACE}\\x0b\\x0c\\x1c-\\x1f\\x85]"
 _INSTANT = {"type": "string", "pattern": f"^{_STRIPPED}*({ISO_DATE}((T| ){ISO_TIME})?)?{_STRIPPED}*$"}
 _FILTER_TEXT = _text(BLANK_OR_TEXT_PATTERN, MAX_TEXT_LENGTH, "blank means no filter")
 _REPORT_PARAMETERS = (
-    ("since", _INSTANT, "first day of received_at to include (YYYY-MM-DD or ISO 8601); before until"),
+    ("since", _INSTANT, "first day of received_at to include (YYYY-MM-DD or ISO 8601, 2000-2099); before until"),
     ("until", _INSTANT, "last day of received_at to include (a bare date covers the whole day); after since"),
     ("department", _FILTER_TEXT, "only this department"),
     ("model_version", _FILTER_TEXT, "only this model version"),
