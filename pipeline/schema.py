@@ -116,9 +116,9 @@ def _normalise_text(value):
 
 
 # The two documented shapes (checked on normalised text); strptime and fromisoformat would accept far more, such as
-# "5/6/2018 4:8:0 am" or "2018-W20-3", which the OpenAPI document cannot describe.
+# "5/6/2018 4:8:0 am" or "2018-W20-3", which the OpenAPI document cannot describe. The report's filters use ISO_SHAPE.
 _CT_SHAPE = re.compile(r"[0-9]{2}/[0-9]{2}/[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} [AaPp][Mm]")
-_ISO_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+ISO_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
                         r"(Z|[+-][0-9]{2}:[0-9]{2})?)?")
 
 
@@ -131,7 +131,7 @@ def _parse_datetime(value: str) -> datetime:
     text = value.strip()
     if _CT_SHAPE.fullmatch(text):
         parsed = datetime.strptime(text, CT_DATETIME_FORMAT)  # raises ValueError when not a real date or time
-    elif _ISO_SHAPE.fullmatch(text):
+    elif ISO_SHAPE.fullmatch(text):
         parsed = datetime.fromisoformat(text)
     else:
         raise ValueError(f"{text[:40]!r} is neither a CT nor an ISO 8601 time")
