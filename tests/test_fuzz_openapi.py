@@ -83,8 +83,10 @@ schema = schemathesis.pytest.from_fixture("fuzzed_schema").include(path_regex="^
 
 
 @schema.parametrize()
-# derandomize: the same cases every run, so a failure reproduces and CI cannot flake on a new draw.
-# function_scoped_fixture: the app, with its fresh database, is deliberately shared by all cases of an operation.
+# derandomize (and the seed above): the same cases every run, so a failure reproduces and CI cannot flake on a new
+# draw. function_scoped_fixture: one app and fresh database per backend is deliberately shared by all its cases, so
+# later cases meet the rows earlier ones wrote. too_slow: the date and text patterns are slow to draw from; the
+# example budget, not the health check, bounds the time.
 @settings(derandomize=True, database=None, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 def test_every_operation_keeps_its_documented_contract(case):
