@@ -190,7 +190,8 @@ def study(args, parser) -> int:
             serving(servers, url, Path(tmp) / "gunicorn.log", api_key) as ports:
         rounds = Rounds(ports, _load(args, api_key), dry_run_observations(), Path(tmp))
         rounds.warm_up(args.connections, seconds=1)
-        results = rounds.measure([s.key for s in servers], args.connections, args.rounds)
+        results = rounds.measure([s.key for s in servers], args.connections, args.rounds,
+                                 group=1 if args.no_minimal else 2)
         service_ids = [i for key, ids in rounds.ok_ids.items() if key.startswith("service/") for i in ids]
         ok, text = check_rows(url, service_ids, args.connections * rounds.runs)
     rows = {}

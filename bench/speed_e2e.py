@@ -78,16 +78,25 @@ class Rounds:
         for key in self.ports:
             self._one(key, connections, seconds)
 
-    def measure(self, keys: list[str], connections: int, rounds: int) -> dict[str, list[LoadResult]]:
-        """`rounds` runs of each key at `connections`, the starting key rotating each round."""
+    def measure(self, keys: list[str], connections: int, rounds: int, group: int = 1) -> dict[str, list[LoadResult]]:
+        """`rounds` runs of each key at `connections`.
+
+        Keys go in groups of `group` (a setting's service and minimal app) that stay adjacent; the groups' order
+        shifts by an equal share each round, and within a group the order alternates, so no key always runs first,
+        last, or right after the same neighbour.
+        """
+        groups = [keys[i:i + group] for i in range(0, len(keys), group)]
+        step = max(1, len(groups) // rounds)
         results = {key: [] for key in keys}
         for r in range(rounds):
-            for key in keys[r % len(keys):] + keys[:r % len(keys)]:
-                result = self._one(key, connections)
-                log(f"  round {r + 1}/{rounds} {key:<28} c={connections}: {result.rps:8.1f} req/s, "
-                    f"p50 {result.p50_ms:6.2f} ms, p99 {result.p99_ms:7.2f} ms, non-200 {result.other_statuses}, "
-                    f"errors {result.socket_errors}")
-                results[key].append(result)
+            shift = (r * step) % len(groups)
+            for members in groups[shift:] + groups[:shift]:
+                for key in (members if r % 2 == 0 else members[::-1]):
+                    result = self._one(key, connections)
+                    log(f"  round {r + 1}/{rounds} {key:<28} c={connections}: {result.rps:8.1f} req/s, "
+                        f"p50 {result.p50_ms:6.2f} ms, p99 {result.p99_ms:7.2f} ms, "
+                        f"non-200 {result.other_statuses}, errors {result.socket_errors}")
+                    results[key].append(result)
         return results
 
 
