@@ -36,12 +36,21 @@ def roles_for(endpoint: str | None) -> frozenset[str]:
     return ROUTE_ROLES.get(endpoint, ADMIN_ONLY)
 
 
+def _public_path() -> bool:
+    """Whether the URL is a public endpoint's, called with a method it does not take."""
+    return any(rule.rule == request.path and not roles_for(rule.endpoint)
+               for rule in current_app.url_map.iter_rules())
+
+
 def require_key():
     """before_request: refuse the request unless its key's role is admitted; records the key id on ``g``."""
     g.key_id = None
     allowed = roles_for(request.endpoint)
     keyring = current_app.config["API_KEYRING"]
     if not allowed or keyring is None:  # public endpoint, or API_AUTH_DISABLED=local-development
+        return
+    # A public path is in /openapi.json for anyone to read, so its 405 (with Allow) gives nothing away.
+    if request.endpoint is None and _public_path():
         return
     try:
         key = keyring.authenticate(request.headers.get("Authorization"))

@@ -142,6 +142,15 @@ def test_unrouted_urls_need_a_key(app, client_as, assert_error):
     assert_error(client_as(app, None).get("/admin"), 401, "missing_api_key")
     assert_error(client_as(app, "officer").get("/admin"), 404)
     assert_error(client_as(app, "officer").get("/should_search"), 405)
+    assert_error(client_as(app, None).get("/should_search"), 401, "missing_api_key")
+
+
+def test_a_wrong_method_on_a_public_path_is_405_without_a_key(app, client_as, assert_error):
+    """/health and /openapi.json are public, so a wrong method on them is answered as such (schemathesis ST204)."""
+    for path in ("/health", "/openapi.json"):
+        response = client_as(app, None).delete(path)
+        assert_error(response, 405)
+        assert "GET" in response.headers["Allow"]
 
 
 def _settings(**entries) -> dict:

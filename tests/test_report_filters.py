@@ -30,6 +30,12 @@ def test_text_filters_are_normalised_and_empty_ones_ignored():
     ({"min_group": "many"}, "min_group"),
     ({"model_version": "v\x00"}, "model_version"),
     ({"department": "x" * 201}, "department"),
+    # Found by reading the fuzzer's document against the code: the first two were 500s (datetime overflow).
+    ({"until": "9999-12-31"}, "until"),
+    ({"since": "0001-01-01T00:00:00+01:00"}, "since"),
+    ({"since": "2018-W20-3"}, "since"),
+    ({"min_group": "+5"}, "min_group"),
+    ({"min_department": "5_0"}, "min_department"),
 ])
 def test_bad_parameters_name_the_field(params, field):
     with pytest.raises(FilterError) as raised:

@@ -1,15 +1,17 @@
 """Which slice of the request log a report covers: received-at range, department and model version."""
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 from models import Prediction
-from pipeline.schema import text_problem
+from pipeline.schema import ISO_SHAPE, text_problem
 
 DEFAULT_MIN_DEPARTMENT = 100
 DEFAULT_MIN_GROUP = 20
 DEFAULT_MAX_GAP = 0.05
+FIRST_YEAR, LAST_YEAR = 2000, 2099  # dates outside are typos, as for stop times; the end's extra day cannot overflow
 
 
 class FilterError(ValueError):
@@ -63,13 +65,17 @@ def parse_instant(name: str, text: str | None, *, end: bool) -> datetime | None:
         return None
     text = str(text).strip()
     try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return datetime.combine(day + timedelta(days=1 if end else 0), datetime.min.time())
+        if not ISO_SHAPE.fullmatch(text):  # the shapes /openapi.json documents, not week dates or compact forms
+            raise ValueError(text)
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise FilterError(name, f"{text[:40]!r} is not a date: send YYYY-MM-DD or an ISO 8601 time such as "
                                 "2026-05-16T04:08:00Z") from None
+    # Checked as written, before the end's extra day or the offset is applied (9999-12-31 used to be a 500).
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise FilterError(name, f"must be in the years {FIRST_YEAR}-{LAST_YEAR}, got {moment.year}")
+    if end and len(text) == 10:
+        moment += timedelta(days=1)
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
     return moment
@@ -88,10 +94,10 @@ def _text(name: str, value) -> str | None:
 def _count(name: str, value, default: int) -> int:
     if value is None or str(value).strip() == "":
         return default
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise FilterError(name, f"must be a whole number of outcomes, got {str(value)[:40]!r}") from None
+    text = str(value).strip()
+    if not re.fullmatch(r"-?[0-9]+", text):  # int() also takes "+5", "5_0" and other scripts' digits
+        raise FilterError(name, f"must be a whole number of outcomes, got {text[:40]!r}")
+    number = int(text)
     if number < 1:
         raise FilterError(name, f"must be at least 1, got {number}")
     return number
