@@ -92,7 +92,8 @@ def _canary_hits(text: str, api_keys: dict) -> dict[str, int]:
     hits = {"canary": text.lower().count(MARK), "invalid age": text.count(str(INVALID_AGE)),
             "key secret": sum(text.count(key.split(".", 1)[1]) for key in api_keys.values())}
     other_lines = "\n".join(line for line in text.splitlines() if not line.startswith("{"))
-    hits["valid age"] = len(re.findall(rf"\b{VALID_AGE}\b", other_lines))
+    # Not inside a decimal: other lines carry timings ("built in 0.106 s") that would match by chance.
+    hits["valid age"] = len(re.findall(rf"(?<![\d.]){VALID_AGE}(?![\d.])", other_lines))
     return {kind: count for kind, count in hits.items() if count}
 
 
