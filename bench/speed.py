@@ -52,6 +52,9 @@ def _common(parser: argparse.ArgumentParser, seconds: float, rounds: int) -> Non
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL,
                         help="a Postgres database to connect to in order to create the throwaway ones "
                              "(default: $TEST_POSTGRES_URL or postgresql://postgres@127.0.0.1:5432/test)")
+    parser.add_argument("--synchronous-commit-off", action="store_true",
+                        help="DIAGNOSTIC ONLY, not the production setting: the servers' Postgres sessions commit "
+                             "without waiting for the disk, which shows how much of the latency tail is fsync")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="directory for the JSON result")
     parser.add_argument("--no-write", action="store_true", help="print only; write no JSON file")
     parser.add_argument("--compare", type=Path, metavar="OLD.json", help="also print the deltas against OLD.json")
@@ -100,6 +103,13 @@ def _check(args, parser) -> None:
         log("warning: the Python client takes CPU from the servers and flatters the ratio; prefer wrk")
 
 
+def _serving_url(args, url: str) -> str:
+    """The URL the servers get: with --synchronous-commit-off, options that make their sessions skip the fsync wait."""
+    if not args.synchronous_commit_off:
+        return url
+    return url + ("&" if "?" in url else "?") + "options=-c%20synchronous_commit%3Doff"
+
+
 def _load(args, api_key) -> Load:
     headers = {"Authorization": api_key.header} if api_key else {}
     if args.close:
@@ -112,7 +122,7 @@ def _http(args, url: str, api_key, settings: dict, work_dir: Path) -> dict:
     connections = [int(c) for c in args.connections.split(",")]
     servers = [Server("minimal", MINIMAL_APP, args.gunicorn), Server("service", SERVICE_APP, args.gunicorn)]
     by_connections = {}
-    with serving(servers, url, work_dir / "gunicorn.log", api_key) as ports:
+    with serving(servers, _serving_url(args, url), work_dir / "gunicorn.log", api_key) as ports:
         rounds = Rounds(ports, _load(args, api_key), dry_run_observations(), work_dir)
         for conns in connections:
             log(f"HTTP at {conns} connection(s): warm-up, then {args.rounds} rounds of {args.seconds:g} s each ...")
@@ -137,7 +147,7 @@ def run(args, parser) -> int:
     result = {"kind": "speed", "command": args.command_line,
               "machine": machine_facts(),
               "load": {"client": args.client, "seconds": args.seconds, "rounds": args.rounds, "close": args.close,
-                       "api_key": api_key is not None},
+                       "api_key": api_key is not None, "synchronous_commit_off": args.synchronous_commit_off},
               "gunicorn": args.gunicorn.effective()}
     if "model" not in args.skip:
         result["model_step"] = model_step(args.model_seconds)
@@ -163,7 +173,8 @@ def _header(result: dict, gunicorn_text: str) -> list[str]:
     return [f"{m['utc']} commit {m['git_commit'][:10]}{' (+ uncommitted changes)' if m['git_dirty_files'] else ''}, "
             f"{m['nproc']} CPUs, load average before {m['load_average_before'][0]:.2f}",
             f"{gunicorn_text}; client {load['client']}, {load['rounds']} rounds x {load['seconds']:g} s, "
-            f"{'Connection: close, ' if load['close'] else ''}API key {'sent' if load['api_key'] else 'none'}"]
+            f"{'Connection: close, ' if load['close'] else ''}API key {'sent' if load['api_key'] else 'none'}"
+            f"{', DIAGNOSTIC synchronous_commit=off for the servers' if load.get('synchronous_commit_off') else ''}"]
 
 
 def study(args, parser) -> int:
@@ -183,11 +194,12 @@ def study(args, parser) -> int:
     result = {"kind": "gunicorn", "command": args.command_line,
               "machine": machine_facts(),
               "load": {"client": args.client, "seconds": args.seconds, "rounds": args.rounds, "close": args.close,
-                       "api_key": api_key is not None, "connections": args.connections},
+                       "api_key": api_key is not None, "connections": args.connections,
+                       "synchronous_commit_off": args.synchronous_commit_off},
               "gunicorn": {label: s.effective() for label, s in labels.items()}}
     with tempfile.TemporaryDirectory(prefix="bench-gunicorn-") as tmp, \
             throwaway_postgres(args.postgres_url) as url, \
-            serving(servers, url, Path(tmp) / "gunicorn.log", api_key) as ports:
+            serving(servers, _serving_url(args, url), Path(tmp) / "gunicorn.log", api_key) as ports:
         rounds = Rounds(ports, _load(args, api_key), dry_run_observations(), Path(tmp))
         rounds.warm_up(args.connections, seconds=1)
         results = rounds.measure([s.key for s in servers], args.connections, args.rounds,
