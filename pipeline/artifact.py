@@ -114,7 +114,12 @@ def load_artifact(directory: Path = DEFAULT_ARTIFACT_DIR) -> Artifact:
         raise ArtifactError(f"{path} does not match the sha256 in its model card; the artifact is damaged or mixed")
     pipeline = joblib.load(path)
     started = time.perf_counter()
-    scorer = build_scorer(pipeline)
+    try:
+        scorer = build_scorer(pipeline)
+    except ValueError as error:  # a supported family whose parts disagree: refuse it rather than crash start-up
+        raise ArtifactError(
+            f"the model in {directory} cannot be turned into its fast scorer: {error}; the pipeline file is not a "
+            "consistent fitted pipeline, so retrain it with `python -m pipeline.train`") from error
     if scorer is not None:
         check_scorer(scorer, pipeline, directory)
     artifact = Artifact(pipeline=pipeline, card=card, scorer=scorer)

@@ -10,6 +10,7 @@ fast scorer against it at load on ``probe_records``.
 """
 from __future__ import annotations
 
+import logging
 import math
 import random
 from bisect import bisect_right
@@ -23,6 +24,8 @@ from pipeline.schema import EARLIEST_STOP, FIELDS, LATEST_STOP, MAX_AGE, MIN_AGE
 
 FAST_LINEAR = "fast-linear"
 SKLEARN = "sklearn"
+
+log = logging.getLogger(__name__)
 
 
 class OneHotTerm:
@@ -96,6 +99,10 @@ class FastLinearScorer:
 
 def _terms(encode: LinearEncoding, coefficients) -> dict:
     """{StopFeatures column: [term, ...]} in the order of the encoder's output columns."""
+    # checked first: too few coefficients would otherwise surface as an IndexError inside a term
+    width = len(encode.get_feature_names_out())
+    if width != len(coefficients):
+        raise ValueError(f"the encoder makes {width} columns but the model has {len(coefficients)} coefficients")
     terms, start = {}, 0
     for name in encode.one_hot:
         levels = encode.levels_[name]
@@ -108,8 +115,6 @@ def _terms(encode: LinearEncoding, coefficients) -> dict:
     for name, mean, scale in zip(encode.numeric, encode.mean_, encode.scale_):
         terms.setdefault(name, []).append(NumericTerm(mean, scale, coefficients[start]))
         start += 1
-    if start != len(coefficients):
-        raise ValueError(f"the encoder makes {start} columns but the model has {len(coefficients)} coefficients")
     return terms
 
 
@@ -132,16 +137,30 @@ def build_linear_scorer(pipeline) -> FastLinearScorer:
 
 
 def build_scorer(pipeline):
-    """The fast scorer for a fitted pipeline, or None when its family has no fast form (use sklearn's path)."""
+    """The fast scorer for a fitted pipeline, or None when its family has no fast form (use sklearn's path).
+
+    A ValueError means a pipeline of a supported family whose parts do not fit together (a damaged artifact).
+    """
     steps = getattr(pipeline, "named_steps", {})
     model = type(steps.get("model")).__name__
     if type(steps.get("features")) is not StopFeatures:
-        return None
-    if (list(steps) == ["features", "encode", "model"] and type(steps["encode"]) is LinearEncoding
-            and model == "LogisticRegression" and len(steps["model"].classes_) == 2):
+        return _no_fast_form(model, "its features are not StopFeatures")
+    if list(steps) == ["features", "encode", "model"] and type(steps["encode"]) is LinearEncoding \
+            and model == "LogisticRegression":
+        if len(steps["model"].classes_) != 2:
+            return _no_fast_form(model, f"it has {len(steps['model'].classes_)} classes, not 2")
         return build_linear_scorer(pipeline)
     if list(steps) == ["features", "model"] and model == "HistGradientBoostingClassifier":
+        if steps["model"].n_trees_per_iteration_ != 1:
+            return _no_fast_form(model, f"it grows {steps['model'].n_trees_per_iteration_} trees per iteration "
+                                        "(more than 2 classes)")
         return build_tree_scorer(pipeline)
+    return _no_fast_form(model, "the fast forms cover linear and gradient-boosting pipelines only")
+
+
+def _no_fast_form(model: str, reason: str) -> None:
+    # logged, because a model that silently loses its fast path costs milliseconds on every request
+    log.info("a %s pipeline has no fast single-record form (%s); it scores through scikit-learn", model, reason)
     return None
 
 

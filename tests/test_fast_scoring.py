@@ -208,3 +208,27 @@ def test_a_saved_linear_artifact_loads_with_a_checked_fast_scorer(training_frame
     records = held_out_records[:200]
     assert np.abs(np.array([loaded.predict_one(r) for r in records])
                   - np.array([unchecked.predict_one(r) for r in records])).max() <= FAST_TOLERANCE
+
+
+def test_a_multiclass_gradient_boosting_model_falls_back_to_the_sklearn_path(training_frame, tmp_path, caplog):
+    frame, target = training_frame
+    # three classes: HistGradientBoosting then grows one tree per class per iteration, which the fast form lacks
+    classes = np.where(target, 2, np.arange(len(target)) % 2)
+    pipeline = build_model("hist_gradient_boosting", min_count=5).set_params(model__max_iter=5).fit(frame, classes)
+    with caplog.at_level("INFO", logger="pipeline.fast_scoring"):
+        assert build_scorer(pipeline) is None
+    assert "3 trees per iteration" in caplog.text
+    loaded = load_artifact(save_artifact(pipeline, {"version": "hgb-3", "threshold": 0.5}, tmp_path / "hgb3"))
+    assert loaded.scoring_path == SKLEARN
+
+
+def test_a_linear_model_whose_coefficients_do_not_fit_its_encoder_is_refused_at_load(training_frame, tmp_path):
+    frame, target = training_frame
+    pipeline = build_model("logistic_regression", min_count=5).fit(frame, target)
+    model = pipeline.named_steps["model"]
+    model.coef_ = model.coef_[:, :-3]  # as if the encoder had been refitted without the model
+    with pytest.raises(ValueError, match="columns but the model has"):
+        build_scorer(pipeline)
+    with pytest.raises(ArtifactError, match=r"cannot be turned into its fast scorer: the encoder makes \d+ columns "
+                                            r"but the model has \d+ coefficients; .*retrain"):
+        load_artifact(save_artifact(pipeline, {"version": "lr-bad", "threshold": 0.5}, tmp_path / "bad"))
