@@ -5,6 +5,7 @@ describe pipeline.schema's and service.requests' checks exactly, and tests/test_
 """
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from pipeline.schema import CONTROL_CHARACTERS, FIELDS, MAX_AGE, MAX_TEXT_LENGTH, MIN_AGE, WHITESPACE
@@ -56,10 +57,20 @@ _KIND_SCHEMAS = {
 }
 
 
+def code_pattern(codes) -> str:
+    """What pipeline.schema accepts for a code field: a code in any case of its ASCII letters, blanks around it."""
+    # schema.py strips WHITESPACE and upper-cases ASCII only, so "ı" or a full-width "Ｖ" is not "I" or "V"
+    spelled = ("".join(f"[{c.upper()}{c.lower()}]" if c.isascii() and c.isalpha() else re.escape(c) for c in code)
+               for code in codes)
+    return f"^{_BLANK}*({'|'.join(spelled)}){_BLANK}*$"
+
+
 def _field_schema(field) -> dict:
     if field.kind == "code":
-        schema = {"type": "string", "enum": list(field.codes), "description": field.description +
-                  " Case-insensitive (ASCII letters), surrounding whitespace ignored."}
+        # a pattern, not an enum: an enum would call the " v " the validators accept invalid
+        schema = {"type": "string", "pattern": code_pattern(field.codes), "maxLength": MAX_TEXT_LENGTH,
+                  "example": field.codes[0], "description": f"{field.description} One of {', '.join(field.codes)}; "
+                  "case-insensitive (ASCII letters), surrounding whitespace ignored."}
     elif field.kind in _KIND_SCHEMAS:
         schema = dict(_KIND_SCHEMAS[field.kind])
         schema["description"] = (schema.get("description", "") + " " + field.description).strip()
@@ -169,10 +180,9 @@ def _public_get(summary: str, responses: dict) -> dict:
     return {"get": {"summary": summary, "security": [], "responses": responses}}
 
 
-@lru_cache(maxsize=1)
-def openapi_spec() -> dict:
-    """The service's OpenAPI 3.0 document."""
-    schemas = {
+def _schemas() -> dict:
+    """The document's component schemas: the observation, each request and response body, and the error."""
+    return {
         "Observation": _observation(), "Error": _ERROR,
         "ShouldSearchRequest": _object(["observation_id", "observation"], {
             "observation_id": _id(), "observation": {"$ref": "#/components/schemas/Observation"}}),
@@ -195,11 +205,15 @@ def openapi_spec() -> dict:
         "Health": {"type": "object", "properties": {"status": {"type": "string"},
                                                     "model_version": {"type": "string"}}},
     }
+
+
+def _paths() -> dict:
+    """Every route with its operation: who may call it, what it takes, and every status it can answer."""
     conflict = {"422": "This observation id was already used for a different observation."}
     outcome = {"404": "No prediction was logged under this id.",
                "409": "A different outcome is recorded; resend with `correction` to change it."}
     officer = ("officer", "admin")
-    paths = {
+    return {
         "/should_search": _post("Should this stopped vehicle be searched?", officer, "ShouldSearchRequest",
                                 "Decision", conflict),
         "/search_result": _post("Record whether a search found contraband", _ANALYST, "SearchResultRequest",
@@ -216,13 +230,18 @@ def openapi_spec() -> dict:
         "/report": _report_get("The monitoring report (client report tables 1-6) as JSON", "application/json"),
         "/report.html": _report_get("The monitoring report as a page with tables and charts", "text/html"),
     }
+
+
+@lru_cache(maxsize=1)
+def openapi_spec() -> dict:
+    """The service's OpenAPI 3.0 document."""
     return {"openapi": "3.0.3",
             "info": {"title": "CTRP3 search recommendation service", "version": "1.0.0",
                      "description": "Decides whether a stopped vehicle should be searched and logs outcomes "
                                     "for performance and fairness monitoring. Every error has the shape of "
                                     "`Error`. Keys are created with `python -m service.keys create --role ROLE`."},
-            "paths": paths,
-            "components": {"schemas": schemas, "securitySchemes": {"bearerKey": {
+            "paths": _paths(),
+            "components": {"schemas": _schemas(), "securitySchemes": {"bearerKey": {
                 "type": "http", "scheme": "bearer", "bearerFormat": "<key_id>.<secret>",
                 "description": "An API key; roles: officer (/should_search, /predict), analyst (/search_result, "
                                "/update, the report), admin (everything)."}}}}

@@ -4,13 +4,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
 
 from models import Outcome, Prediction, database
-from pipeline.schema import FIELDS, OBSERVATION_FIELDS, age_group, validate_observation
+from pipeline.schema import (FIELDS, MAX_TEXT_LENGTH, OBSERVATION_FIELDS, WHITESPACE, ValidationError, age_group,
+                             validate_observation)
 from service import create_app
 
 DECISION_KEYS = {"observation_id", "should_search", "probability", "model_version"}
@@ -179,6 +181,26 @@ def test_unexpected_error_is_logged_500_in_the_error_shape(migrated_database_url
     assert log_counts() == {"prediction": 0, "outcome": 0}
 
 
+def _code_spellings(codes) -> tuple[list[str], list[str]]:
+    """(each code lower-cased, padded with every WHITESPACE character and up to the length limit; near misses)."""
+    blanks = [c for c in map(chr, range(0x3001)) if re.fullmatch(f"[{WHITESPACE}]", c)]
+    forms = [form for code in codes for form in (code, code.lower(), f" {code.lower()} ", f"\t{code}\r\n",
+                                                  " " * (MAX_TEXT_LENGTH - 1) + code,
+                                                  *(f"{b}{code}{b}" for b in blanks))]
+    misses = ["", " ", "X", "x", codes[0] * 2, f"{codes[0]} {codes[0]}", f"{codes[0]}\x0b", f"\x00{codes[0]}",
+              "\u0131", "\uff36", "\u2164", " " * MAX_TEXT_LENGTH + codes[0], f"{codes[0]}\x85", "V,E"]
+    return forms, misses
+
+
+def _code_accepted(field, value: str) -> bool:
+    """Whether pipeline.schema's validator accepts ``value`` for the code ``field``."""
+    try:
+        validate_observation({name: (value if name == field.name else None) for name in OBSERVATION_FIELDS})
+    except ValidationError as error:
+        return field.name not in error.errors
+    return True
+
+
 def test_openapi_is_generated_from_the_schema(client):
     """/openapi.json is OpenAPI 3, lists every endpoint, and its observation is pipeline.schema.FIELDS."""
     spec = client.get("/openapi.json").get_json()
@@ -190,7 +212,11 @@ def test_openapi_is_generated_from_the_schema(client):
     assert observation["required"] == list(OBSERVATION_FIELDS)
     for field in FIELDS:
         if field.codes:
-            assert observation["properties"][field.name]["enum"] == list(field.codes)
+            schema = observation["properties"][field.name]
+            forms, misses = _code_spellings(field.codes)
+            for value in forms + misses:
+                documented = len(value) <= schema["maxLength"] and bool(re.search(schema["pattern"], value))
+                assert documented == _code_accepted(field, value) == (value in forms), (field.name, value)
     assert "correction" in spec["components"]["schemas"]["SearchResultRequest"]["properties"]
 
 
