@@ -34,7 +34,6 @@ OUTAGE_S = 3.5  # the issue asks for Postgres down at least 3 s
 SETTLE_S = 1.5  # load between faults, so each failure can be attributed to one of them
 RECOVERY_BOUND_S = 10.0  # behaviour (recovers with no restart), not speed: the figure itself is reported
 EXIT_BOUND_S = 20.0  # the issue's bound on the master's exit after SIGTERM
-KILL_WINDOW_S = 1.0  # a connection dropped by the SIGKILL fails within this long after it
 QUIET_S = 2 * PING_AFTER_IDLE_S  # no traffic before the quiet restart: pooled connections idle past the ping age
 
 
@@ -100,7 +99,9 @@ def _kind(call: Call, timeline: dict) -> str:
     if call.status == 503 and call.retry_after and (call.body or {}).get("error") == "database_unavailable":
         return "503"
     if call.status is None:
-        if call.sent <= timeline["worker_kill"] <= call.answered <= timeline["worker_kill"] + KILL_WINDOW_S:
+        # In flight at the kill: sent before it returned, failed after it began. No bound on how soon after: a
+        # loaded machine may notice the reset late, and one request per killed worker is asserted below instead.
+        if call.sent <= timeline["worker_killed"] and call.answered >= timeline["worker_kill"]:
             return "dropped_by_worker_kill"
         if call.answered >= timeline["sigterm"] and "refused" in call.error.lower():
             return "refused_after_sigterm"  # the listener is closed: never accepted, so nothing to lose
@@ -128,6 +129,7 @@ def _run_faults(cluster, server: Gunicorn, load: Load) -> tuple[dict, dict]:
     figures["workers_before_kill"] = server.workers()
     timeline["worker_kill"] = time.monotonic()  # taken first: a client may see the reset before kill returns
     os.kill(figures["workers_before_kill"][0], signal.SIGKILL)
+    timeline["worker_killed"] = time.monotonic()
     time.sleep(SETTLE_S)
     figures["workers_after_kill"] = server.workers()
     # A restart during a quiet spell leaves every pooled connection idle and broken; traffic that resumes after
@@ -223,7 +225,8 @@ def test_no_accepted_request_is_lost_under_database_crash_and_kills(fault_cluste
     assert not bad_retries, f"retries that did not land exactly once: {bad_retries[:10]}\n{log}"
     assert not after_quiet_restart, f"stale pooled connections after a quiet restart: {after_quiet_restart}\n{log}"
     assert figures["recovery_s"] is not None, f"no 200 within {RECOVERY_BOUND_S} s of Postgres returning\n{log}"
-    assert kinds.count("dropped_by_worker_kill") <= 1, "a sync worker holds one request; the kill dropped more"
+    killed = 1  # _run_faults SIGKILLs one worker
+    assert kinds.count("dropped_by_worker_kill") <= killed, "a sync worker holds one request; the kill dropped more"
     before, after = figures["workers_before_kill"], figures["workers_after_kill"]
     assert before[0] not in after and len(after) == 2, f"the killed worker was not replaced: {before} -> {after}"
     assert figures["master_exit_s"] < EXIT_BOUND_S, f"master exit took {figures['master_exit_s']:.1f} s\n{log}"
