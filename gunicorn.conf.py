@@ -3,8 +3,15 @@ import os
 
 # Heroku and Docker publish the port in $PORT; 5000 is the local default.
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
+# Chosen by measurement on 2 cores (`python -m bench.speed gunicorn --settings sync:2,sync:3,gthread:3:4 --rounds 5
+# --seconds 6`, 8 connections, Postgres with synchronous commit, bench/results/gunicorn-20261128T195859Z.json):
+#   sync, 2 workers          1247 req/s  p50 6.1 ms  p99 10.4 ms  (32.4% of a minimal Flask app on the same settings)
+#   sync, 3 workers          1227 req/s  p50 6.1 ms  p99 12.3 ms  (32.0%)
+#   gthread, 3 workers x 4   1411 req/s  p50 5.2 ms  p99 14.7 ms  (36.1%; p99 31-35 ms in 2 of 5 rounds)
+# A third sync worker buys nothing on 2 cores; gthread's ~10% is within the rounds' spread and would have threads
+# share one model and one connection pool. So: one worker per core, sync, one request (and one pooled database
+# connection) per process at a time. Heroku sets WEB_CONCURRENCY per dyno size.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# Sync workers: one request and therefore one peewee connection per worker process at a time.
 worker_class = "sync"
 
 # The database bounds every request first (models/database.py): /should_search and the other writes answer, at
@@ -16,9 +23,11 @@ timeout = 15
 # On SIGTERM (Heroku: SIGKILL 30 s later) in-flight requests get 10 s, twice the request path's 5 s budget; the
 # master exits within ~10 s, inside both Heroku's window and the fault test's 20 s.
 graceful_timeout = 10
+# Ignored by sync workers (they close the connection after each response); used if worker_class is changed to gthread.
 keepalive = 5
 
-# Load the app (and the model) in the master once; workers share its pages copy-on-write after fork.
+# Load the app (and the model) in the master once; workers share its pages copy-on-write after fork, and a worker
+# replaced after a crash or a timeout serves at once instead of reloading and re-checking the model.
 preload_app = True
 
 # The heartbeat file on a tmpfs, so a slow disk (Docker overlay) cannot stall workers (gunicorn's own advice).
