@@ -45,5 +45,5 @@ run: migrate  ## serve on PORT (default 5000) with gunicorn.conf.py; no API keys
 test: $(DEV_STAMP)  ## the whole suite, SQLite and Postgres (TEST_POSTGRES_URL)
 	$(VENV)/bin/python -m pytest
 
-bench: $(DEV_STAMP)  ## service throughput against a minimal Flask app (needs Postgres at TEST_POSTGRES_URL)
-	$(VENV)/bin/python -m bench.service --postgres-url $(TEST_POSTGRES_URL)
+bench: $(DEV_STAMP)  ## /should_search against a minimal Flask app, model and insert alone (Postgres at TEST_POSTGRES_URL; wrk)
+	$(VENV)/bin/python -m bench.speed run --postgres-url $(TEST_POSTGRES_URL)
