@@ -31,13 +31,14 @@ STATEMENT_TIMEOUT_MS = 3000
 LOCK_TIMEOUT_MS = 2000
 # A worker frozen inside a transaction (SIGSTOP, a debugger) must not hold row locks for ever.
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 10000
-# The report's GROUP BYs take 2-4.5 s each on 1M rows (bench/report.py): their own, longer, still bounded limit.
-# gunicorn's worker timeout (gunicorn.conf.py) is above it, so the database, not a SIGKILL, ends a slow report.
+# The report's GROUP BYs take 2-4.5 s each on 1M rows (bench/report.py): the whole report, all its queries
+# together, gets REPORT_STATEMENT_TIMEOUT_MS from its start (pipeline/report sets the deadline); each query is
+# limited to what is left of it, so the database, not gunicorn's SIGKILL, ends a slow report with a 503.
 REPORT_STATEMENT_TIMEOUT_MS = 10000
 # A dead server (host gone, cable cut) is noticed by the kernel instead of waiting for ever on a read:
-# unacknowledged data for 5 s, or an idle connection failing 3 probes 1 s apart after 5 s, closes the socket.
+# unacknowledged data for 2 s, or an idle connection failing 3 probes 1 s apart after 5 s, closes the socket.
 TCP_OPTIONS = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 1, "keepalives_count": 3,
-               "tcp_user_timeout": 5000}
+               "tcp_user_timeout": 2000}
 # SQLite: a writer waits at most 3 s for the lock, then "database is locked" -> 503 (was 10 s, over the budget).
 SQLITE_BUSY_TIMEOUT_MS = 3000
 # WAL lets readers (reports) run beside the writer; busy_timeout makes concurrent writers wait instead of fail.
@@ -48,10 +49,24 @@ SQLITE_PRAGMAS = {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": SQLI
 # server's max_connections (100 by default), and a thread waits at most 1 s for a free connection before its 503.
 POOL_MAX_CONNECTIONS = 32
 POOL_WAIT_S = 1
+# A pooled connection older than this is closed at its next check-in or check-out: a worker that once needed more
+# (a thread storm) does not keep them for ever, and server-side session state cannot outlive it.
+POOL_STALE_S = 300
 # A pooled connection idle this long is pinged (one round trip) before reuse, so one broken by a server restart is
 # discarded instead of failing a request. Busier connections skip the ping: a connection that breaks while in
 # use fails its request with a 503 and is discarded at check-in (its transaction status is then unknown).
 PING_AFTER_IDLE_S = 1.0
+
+# The worst case of one write on Postgres, each step bounded by the setting named:
+#   wait for a free pooled connection   POOL_WAIT_S                    1 s (only with more threads than the cap)
+#   ping of an idle connection          tcp_user_timeout / statement   2 s dead server, 3 s stalled one
+#     (one failed ping drops every other idle connection of the pool: they share the dead server)
+#   connect                             CONNECT_TIMEOUT_S              2 s (libpq: per address the host resolves to)
+#   each statement                      STATEMENT_TIMEOUT_MS           3 s (lock wait within it: LOCK_TIMEOUT_MS 2 s)
+# /should_search, new id: 1 statement    -> 1 + 3 + 2 + 3     =  9 s; a retried id adds its SELECT: 12 s
+# /search_result: SELECT FOR UPDATE, INSERT, UPDATE (+ COMMIT) -> 1 + 3 + 2 + 3 x 3 = 15 s
+# Without a pool wait or a stalled server (the usual outage: host gone or refusing), /should_search answers in
+# 2 + 2 + 2 = 6 s at most. All stay under gunicorn's timeout and Heroku's 30 s router limit.
 
 
 class DatabaseUrlError(ValueError):
@@ -91,6 +106,7 @@ class _Pool:
     """What both pools add to peewee's: an exhausted pool is a 503 like any outage, and fork safety."""
 
     def connect(self, reuse_if_open=False):
+        """Take a pooled connection (or open one); an exhausted pool raises OperationalError, so it answers 503."""
         try:
             return super().connect(reuse_if_open)
         except MaxConnectionsExceeded as error:
@@ -107,6 +123,15 @@ class _Pool:
         self._lock = threading.Lock()  # another thread of the parent may have held them at fork time
         self._pool_lock = threading.RLock()
         self._pool_available = threading.Condition(self._pool_lock)
+
+    def idle_connections(self) -> int:
+        """How many connections the pool holds idle, open for reuse."""
+        return len(self._connections)
+
+    def discard(self) -> None:
+        """Close this thread's connection instead of returning it to the pool (its session state is unusable)."""
+        if not self.is_closed():
+            self.manual_close()
 
 
 class ServingSqliteDatabase(_Pool, PooledSqliteDatabase):
@@ -125,7 +150,12 @@ class ServingPostgresqlDatabase(_Pool, PooledPostgresqlDatabase):
             return True
         if time.monotonic() - self._idle_since.get(id(conn), 0.0) < PING_AFTER_IDLE_S:
             return False
-        return super()._is_closed(conn)  # SELECT 1
+        if not super()._is_closed(conn):  # SELECT 1
+            return False
+        # The ping failed: the other idle connections most likely share the dead server, and pinging each would
+        # cost up to tcp_user_timeout apiece. Drop them all and connect afresh (the caller's lock is held).
+        self.close_idle()
+        return True
 
     def _close(self, conn, close_conn=False):
         self._idle_since[id(conn)] = time.monotonic()
@@ -175,12 +205,13 @@ def database_from_url(url: str, serving: bool = False):
         # (The pool takes ``timeout`` as its wait for a free connection; the busy_timeout pragma bounds the lock wait.)
         if serving:  # pooled connections move between threads (the report's query threads)
             return ServingSqliteDatabase(path, pragmas=SQLITE_PRAGMAS, check_same_thread=False,
-                                         max_connections=POOL_MAX_CONNECTIONS, timeout=POOL_WAIT_S)
+                                         max_connections=POOL_MAX_CONNECTIONS, timeout=POOL_WAIT_S,
+                                         stale_timeout=POOL_STALE_S)
         return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS)
     params = parse(url)
     if serving:
         return ServingPostgresqlDatabase(max_connections=POOL_MAX_CONNECTIONS, timeout=POOL_WAIT_S,
-                                         **_postgres_options(params))
+                                         stale_timeout=POOL_STALE_S, **_postgres_options(params))
     return PostgresqlDatabase(**{"connect_timeout": CONNECT_TIMEOUT_S, **TCP_OPTIONS, **params})
 
 
@@ -192,16 +223,24 @@ def close_pool(db) -> None:
         db.close()
 
 
-@contextmanager
-def long_statements(db=database):
-    """A transaction whose statements may run up to REPORT_STATEMENT_TIMEOUT_MS (Postgres; SQLite has no limit).
+def report_deadline() -> float:
+    """The time.monotonic() by which a report started now must be done: REPORT_STATEMENT_TIMEOUT_MS from now."""
+    return time.monotonic() + REPORT_STATEMENT_TIMEOUT_MS / 1000
 
-    SET LOCAL ends with the transaction, so the pooled connection goes back with the request path's 3 s limit.
+
+@contextmanager
+def long_statements(db=database, deadline: float | None = None):
+    """A transaction whose statements may run until ``deadline`` (default: REPORT_STATEMENT_TIMEOUT_MS from now).
+
+    Postgres only (SQLite has no statement limit). Past the deadline the limit is 1 ms, so the statement is
+    cancelled (an OperationalError: 503). SET LOCAL ends with the transaction, so the pooled connection goes back
+    with the request path's 3 s limit.
     """
     real = db.obj if isinstance(db, DatabaseProxy) else db
     if not isinstance(real, PostgresqlDatabase):
         yield
         return
+    remaining_ms = int(((report_deadline() if deadline is None else deadline) - time.monotonic()) * 1000)
     with db.atomic():
-        db.execute_sql(f"SET LOCAL statement_timeout = {REPORT_STATEMENT_TIMEOUT_MS}")
+        db.execute_sql(f"SET LOCAL statement_timeout = {max(1, remaining_ms)}")
         yield

@@ -9,9 +9,10 @@ import logging
 import traceback
 
 from flask import Flask, current_app, g, jsonify
-from peewee import InterfaceError, OperationalError
+from peewee import InterfaceError, InternalError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from models import database
 from service import predictions
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,23 @@ def _database_unavailable(exc: Exception):
                           headers={"Retry-After": "1"})
 
 
+# SQLSTATE classes of a server that is refusing for now, not of a bug. psycopg2 raises some of them as
+# InternalError: 25006 read_only_sql_transaction (a failover to a replica, a read-only maintenance window) and
+# 25P03 idle_in_transaction_session_timeout; 57 (operator intervention: shutdown, cancel), 53 (out of
+# connections, disk full), 40 (deadlock, serialisation) and 08 (connection lost) usually come as OperationalError.
+TRANSIENT_SQLSTATE_CLASSES = ("08", "25", "40", "53", "57")
+
+
+def _internal_error(exc: InternalError):
+    code = getattr(getattr(exc, "orig", None), "pgcode", None) or ""
+    if not code.startswith(TRANSIENT_SQLSTATE_CLASSES):
+        return _unexpected(exc)
+    # The session may keep the state that refused (a read-only default outlives the server's reset): never reuse it.
+    if hasattr(database.obj, "discard"):
+        database.obj.discard()
+    return _database_unavailable(exc)
+
+
 def _unexpected(exc: Exception):
     # The type and the frames (file, line, function) locate the bug. The message is left out because it may quote
     # request values (a protected attribute, free text), and so are the path, the query and each frame's source
@@ -95,4 +113,5 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(OperationalError, _database_unavailable)
     app.register_error_handler(InterfaceError, _database_unavailable)
+    app.register_error_handler(InternalError, _internal_error)
     app.register_error_handler(Exception, _unexpected)

@@ -5,7 +5,8 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from pipeline.report import FilterError, build_report, filter_choices, filter_form, parse_parameters, render_page
+from pipeline.report import (FilterError, build_report, filter_choices, filter_form, parse_parameters, render_page,
+                             report_deadline)
 from service.errors import ApiError
 
 report_blueprint = Blueprint("report", __name__)
@@ -16,7 +17,7 @@ def _active_card() -> dict:
     return current_app.extensions["ctrp3"].model.card
 
 
-def _report() -> dict:
+def _report(deadline: float) -> dict:
     unknown = sorted(set(request.args) - set(PARAMETERS))
     if unknown:
         raise ApiError(400, "invalid_parameter", f"unknown report parameter(s); use {', '.join(PARAMETERS)}",
@@ -25,20 +26,21 @@ def _report() -> dict:
         filters, fairness = parse_parameters(request.args)
     except FilterError as error:
         raise ApiError(400, "invalid_parameter", str(error), {error.field: error.problem}) from None
-    return build_report(filters, fairness, _active_card())
+    return build_report(filters, fairness, _active_card(), deadline=deadline)
 
 
 @report_blueprint.get("/report")
 def report_json():
     """The monitoring report as JSON; filters since, until, department, model_version, min_department, min_group."""
-    return jsonify(_report())
+    return jsonify(_report(report_deadline()))
 
 
 @report_blueprint.get("/report.html")
 def report_html():
     """The monitoring report as a page with tables and charts; same filters as /report."""
-    report = _report()
+    deadline = report_deadline()  # one for the page: the report's queries and the form's choices together
+    report = _report(deadline)
     params = {k: v for k, v in request.args.items() if k in PARAMETERS and v}
     json_href = url_for("report.report_json") + ("?" + urlencode(params) if params else "")
-    form = filter_form(url_for("report.report_html"), filter_choices(), request.args, json_href)
+    form = filter_form(url_for("report.report_html"), filter_choices(deadline), request.args, json_href)
     return Response(render_page(report, form), mimetype="text/html")

@@ -166,6 +166,75 @@ def test_a_broken_pooled_connection_is_never_handed_out_again(app, client, obser
     assert _ids_logged() == ["first", "second"]
 
 
+def _read_only(admin_url: str, name: str, on: bool) -> None:
+    with contextlib.closing(psycopg2.connect(admin_url)) as admin:
+        admin.autocommit = True
+        setting = "SET default_transaction_read_only = on" if on else "RESET default_transaction_read_only"
+        admin.cursor().execute(f'ALTER DATABASE "{name}" {setting}')
+
+
+def _rows(url: str) -> int:
+    """Predictions in the database, counted on a session of its own (not the app's pool)."""
+    with contextlib.closing(psycopg2.connect(url)) as session:
+        cursor = session.cursor()
+        cursor.execute("SELECT count(*) FROM prediction")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.parametrize("backend", POSTGRES_ONLY)
+def test_a_read_only_database_answers_503_then_serves_again(app, client, observation, migrated_database_url,
+                                                            postgres_admin_url, backend, assert_error):
+    """A database refusing writes (read-only: a failover, maintenance) is a 503 + Retry-After, not a 500, and writes
+    nothing; the refusing session is not reused, so once the database is writable the retry lands."""
+    name = _postgres_name(migrated_database_url)
+    _read_only(postgres_admin_url, name, True)
+    close_pool(database.obj)  # the setting applies to sessions opened from now on
+    refused = client.post("/should_search", json=_body(observation, "read-only"))
+    assert_error(refused, 503, "database_unavailable")
+    assert refused.headers["Retry-After"] == "1"
+    assert _rows(migrated_database_url) == 0
+    _read_only(postgres_admin_url, name, False)
+    assert client.post("/should_search", json=_body(observation, "read-only")).status_code == 200
+    assert _rows(migrated_database_url) == 1
+
+
+@contextlib.contextmanager
+def _prediction_locked(backend: str, url: str, observation_id: str):
+    """Another session holds the lock recording an outcome for the prediction needs, until the block ends."""
+    if backend == "postgres":
+        holder = psycopg2.connect(url)
+        with contextlib.closing(holder):  # the SELECT opens a transaction, which holds the row lock
+            holder.cursor().execute("SELECT id FROM prediction WHERE observation_id = %s FOR UPDATE",
+                                    (observation_id,))
+            yield
+            holder.rollback()
+        return
+    with _write_lock_held(backend, url):
+        yield
+
+
+def _contraband_found(observation_id: str):
+    with database.connection_context():
+        return Prediction.get(Prediction.observation_id == observation_id).contraband_found
+
+
+def test_an_outcome_behind_a_locked_prediction_is_503_and_writes_neither_statement(
+        app, client, observation, backend, migrated_database_url, assert_error, log_counts):
+    """record_outcome's two statements (outcome insert, prediction update) behind a held lock: 503 + Retry-After at
+    the lock timeout, no outcome row and the prediction untouched; after the release the retry lands exactly once."""
+    assert client.post("/should_search", json=_body(observation, "held")).status_code == 200
+    outcome = {"observation_id": "held", "contraband_found": True}
+    with _prediction_locked(backend, migrated_database_url, "held"):
+        refused = client.post("/search_result", json=outcome)
+        assert_error(refused, 503, "database_unavailable")
+        assert refused.headers["Retry-After"] == "1"
+    assert log_counts() == {"prediction": 1, "outcome": 0}
+    assert _contraband_found("held") is None
+    assert client.post("/search_result", json=outcome).status_code == 200
+    assert log_counts() == {"prediction": 1, "outcome": 1}
+    assert _contraband_found("held") is True
+
+
 def _setting(name: str) -> int:
     return int(database.execute_sql("SELECT setting FROM pg_settings WHERE name = %s", (name,)).fetchone()[0])
 
@@ -178,8 +247,9 @@ def test_serving_connections_carry_the_time_limits(app, backend):
             return
         assert _setting("statement_timeout") == database_module.STATEMENT_TIMEOUT_MS
         assert _setting("lock_timeout") == database_module.LOCK_TIMEOUT_MS
-        with long_statements():
-            assert _setting("statement_timeout") == database_module.REPORT_STATEMENT_TIMEOUT_MS
+        with long_statements():  # what is left of the report's deadline, just started
+            assert database_module.STATEMENT_TIMEOUT_MS < _setting("statement_timeout") \
+                <= database_module.REPORT_STATEMENT_TIMEOUT_MS
         assert _setting("statement_timeout") == database_module.STATEMENT_TIMEOUT_MS
 
 

@@ -4,6 +4,7 @@
 (``pipeline.metrics``, ``pipeline.fairness``, ``pipeline.population``); ``render_page`` turns the result into a
 self-contained HTML page with PNG charts. Never imports Flask; ``service.report_views`` serves it.
 """
+from models.database import report_deadline
 from pipeline.report.build import build_report, filter_choices
 from pipeline.report.charts import report_charts
 from pipeline.report.filters import FairnessParameters, FilterError, ReportFilters, parse_parameters
@@ -16,5 +17,5 @@ def render_page(report: dict, form=None) -> str:
     return render_html(report, report_charts(report), form)
 
 
-__all__ = ["build_report", "filter_choices", "report_charts", "FairnessParameters", "FilterError", "ReportFilters",
-           "parse_parameters", "filter_form", "render_html", "render_page"]
+__all__ = ["build_report", "filter_choices", "report_deadline", "report_charts", "FairnessParameters", "FilterError",
+           "ReportFilters", "parse_parameters", "filter_form", "render_html", "render_page"]

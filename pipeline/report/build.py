@@ -4,7 +4,8 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-from models import Prediction, long_statements
+from models import Prediction
+from models.database import long_statements, report_deadline
 from pipeline.report import queries
 from pipeline.report.fairness_section import fairness_section
 from pipeline.report.filters import FairnessParameters, ReportFilters
@@ -24,19 +25,28 @@ def _model(card: dict | None) -> dict:
             "population_known": bool(card.get("population"))}
 
 
-def filter_choices() -> dict:
-    """Departments and model versions present in the log, for the page's filter form."""
-    with long_statements():  # a DISTINCT over the whole log: the report's statement limit, not the request path's
-        return {"departments": queries.distinct_values(Prediction.department),
-                "model_versions": queries.distinct_values(Prediction.model_version)}
+def filter_choices(deadline: float | None = None) -> dict:
+    """Departments and model versions present in the log, for the page's filter form; done by ``deadline``."""
+    deadline = report_deadline() if deadline is None else deadline
+    choices = {}
+    for name, column in (("departments", Prediction.department), ("model_versions", Prediction.model_version)):
+        with long_statements(deadline=deadline):  # a DISTINCT over the whole log: the report's limit
+            choices[name] = queries.distinct_values(column)
+    return choices
 
 
 def build_report(filters: ReportFilters | None = None, fairness: FairnessParameters | None = None,
-                 card: dict | None = None, *, minimum_outcomes: int = 30, roc_bins: int = queries.ROC_BINS) -> dict:
-    """The whole report for one slice of the log; ``card`` is the active model's card (may lack "population")."""
+                 card: dict | None = None, *, minimum_outcomes: int = 30, roc_bins: int = queries.ROC_BINS,
+                 deadline: float | None = None) -> dict:
+    """The whole report for one slice of the log; ``card`` is the active model's card (may lack "population").
+
+    Every query ends by ``deadline`` (a time.monotonic(); default: the report's limit from now) or fails with the
+    database's statement timeout, which the service answers 503 before gunicorn would kill the worker.
+    """
     filters, fairness = filters or ReportFilters(), fairness or FairnessParameters()
     started = time.perf_counter()
-    with running_queries(filters, roc_bins, population_fields(card)) as results:
+    deadline = report_deadline() if deadline is None else deadline
+    with running_queries(filters, roc_bins, population_fields(card), deadline) as results:
         fairness_part = fairness_section(results["groups"], fairness)
         decisions = decision_counts(results["profile"])
         report = {

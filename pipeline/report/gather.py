@@ -9,17 +9,27 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from models import database, long_statements
+from models import database
+from models.database import long_statements
 from pipeline.report import queries
 from pipeline.report.filters import ReportFilters
 
 WORKERS = 3
 
 
-def _in_own_connection(function, *args):
-    # The request path's 3 s statement limit is too short for these GROUP BYs; long_statements bounds them apart.
-    with database.connection_context(), long_statements():
-        return function(*args)
+def _in_own_connection(deadline: float, function, *args):
+    # The request path's 3 s statement limit is too short for these GROUP BYs; long_statements bounds each by what
+    # is left of the report's one deadline. The connection is closed, not pooled: the threads end with the report,
+    # and a worker would otherwise keep 1 + WORKERS backends open for ever after its first report.
+    database.connect()
+    try:
+        with long_statements(deadline=deadline):
+            return function(*args)
+    finally:
+        if hasattr(database.obj, "discard"):  # the service's pool
+            database.obj.discard()
+        else:
+            database.close()
 
 
 def population_jobs(filters: ReportFilters, fields: list[str]) -> dict:
@@ -43,8 +53,9 @@ class _Results:
 
 
 @contextmanager
-def running_queries(filters: ReportFilters, roc_bins: int, population_fields: list[str], workers: int = WORKERS):
-    """Start every query the report needs and yield their results by name, as they come in."""
+def running_queries(filters: ReportFilters, roc_bins: int, population_fields: list[str], deadline: float,
+                    workers: int = WORKERS):
+    """Start every query the report needs and yield their results by name, as they come in, all by ``deadline``."""
     jobs = {"groups": (queries.group_outcome_counts, filters),  # first: its Python work is the longest
             "volume": (queries.volume_counts, filters),
             "profile": (queries.profile_counts, filters),
@@ -52,7 +63,7 @@ def running_queries(filters: ReportFilters, roc_bins: int, population_fields: li
             "history": (queries.outcome_history, filters),
             **population_jobs(filters, population_fields)}
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="report-query") as pool:
-        futures = {name: pool.submit(_in_own_connection, *job) for name, job in jobs.items()}
+        futures = {name: pool.submit(_in_own_connection, deadline, *job) for name, job in jobs.items()}
         try:
             yield _Results(futures)
         finally:
