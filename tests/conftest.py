@@ -8,6 +8,7 @@ Reusable by every test module:
   ``postgres_template``, migrated once per session);
 - ``artifact``: the committed model, loaded once per session;
 - ``app`` / ``client``: the service on ``migrated_database_url`` and its Flask test client;
+- ``make_app``: ``make_app(settings, model=...)``, create_app for a test needing its own app; pools closed after;
 - ``log_counts``: a function returning {"prediction": n, "outcome": n} for the app's database;
 - ``dry_run_requests``: the 223 dry-run requests as (id, observation dict, true_class or None);
 - ``dry_run_bodies``: the same as (id, raw request body exactly as sent, true_class or None);
@@ -20,6 +21,7 @@ Reusable by every test module:
   Every test runs with them in the environment, so any create_app() or gunicorn started by a test needs keys;
 - ``client`` (any ``app.test_client()`` of the ``app`` fixture) sends the admin key; ``client_as(app, name)`` is a
   test client sending ``api_keys[name]`` (None: no Authorization header); ``live_headers``: the admin header.
+The key and gunicorn fixtures live in tests/fixtures_auth.py, loaded as a plugin.
 
 Postgres comes from TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test). When it is
 unreachable its tests are skipped, except under CI=true, where they fail.
@@ -29,80 +31,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
-import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import psycopg2
 import pytest
-import requests
-from flask.testing import FlaskClient
 
 from migrations import apply_migrations
 from models import Outcome, Prediction, close_pool, database, database_from_url
 from pipeline.artifact import load_artifact
 from service import create_app
-from service.keys import new_key
 
+pytest_plugins = ["tests.fixtures_auth"]  # api_keys, client_as, live_server ... (listed above)
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-# Two active keys per role where rotation matters, and one revoked officer key still listed.
-TEST_KEYS = {"officer": "officer", "officer-next": "officer", "analyst": "analyst", "analyst-next": "analyst",
-             "admin": "admin", "revoked": "officer"}
-
-
-@pytest.fixture(scope="session")
-def _test_key_material() -> dict[str, tuple[str, str]]:
-    return {name: new_key(role, f"test-{name}") for name, role in TEST_KEYS.items()}
-
-
-@pytest.fixture(scope="session")
-def api_keys(_test_key_material) -> dict[str, str]:
-    """The test keys by name: officer, officer-next, analyst, analyst-next, admin, revoked (an officer's)."""
-    return {name: key for name, (key, _) in _test_key_material.items()}
-
-
-@pytest.fixture(scope="session")
-def api_key_settings(_test_key_material) -> dict[str, str]:
-    """API_KEYS and API_KEYS_REVOKED configuring ``api_keys``."""
-    return {"API_KEYS": ",".join(entry for _, entry in _test_key_material.values()),
-            "API_KEYS_REVOKED": "test-revoked"}
-
-
-@pytest.fixture(autouse=True)
-def _api_keys_in_environment(monkeypatch, api_key_settings):
-    """Every test runs with the test keys configured, as a deployment would, and never with auth disabled."""
-    for name, value in api_key_settings.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("API_AUTH_DISABLED", raising=False)
-
-
-def _bearer(key: str) -> str:
-    return f"Bearer {key}"
-
-
-class _KeyedClient(FlaskClient):
-    """A Flask test client sending ``key`` in every request unless the request sets its own Authorization."""
-
-    key: str | None = None
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.key is not None:
-            self.environ_base["HTTP_AUTHORIZATION"] = _bearer(self.key)
-
-
-@pytest.fixture
-def client_as(api_keys):
-    """``client_as(app, name)``: a test client of ``app`` sending ``api_keys[name]``, or no key when name is None."""
-    def make(app, name: str | None = "admin") -> FlaskClient:
-        key = None if name is None else api_keys[name]
-        return type("KeyedClient", (_KeyedClient,), {"key": key})(app, app.response_class, use_cookies=True)
-    return make
 
 
 @pytest.fixture(scope="session")
@@ -197,12 +141,27 @@ def artifact():
 
 
 @pytest.fixture
-def app(migrated_database_url, artifact, api_keys):
+def app(migrated_database_url, artifact, admin_client_class):
     """The service on a fresh migrated database, with the session's artifact; its test clients send the admin key."""
     app = create_app({"DATABASE_URL": migrated_database_url, "TESTING": True}, model=artifact)
-    app.test_client_class = type("AdminClient", (_KeyedClient,), {"key": api_keys["admin"]})
+    db = database.obj  # this app's pool: a later create_app in the test points the proxy elsewhere
+    app.test_client_class = admin_client_class
     yield app
-    close_pool(database.obj)  # idle pooled connections too, so the throwaway database can be dropped
+    close_pool(db)  # idle pooled connections too, so the throwaway database can be dropped
+
+
+@pytest.fixture
+def make_app():
+    """``make_app(settings, model=...)``: create_app for a test needing an app of its own; its pool closed after."""
+    pools = []
+
+    def make(settings: dict, **kwargs):
+        app = create_app(settings, **kwargs)
+        pools.append(database.obj)
+        return app
+    yield make
+    for db in pools:
+        close_pool(db)
 
 
 @pytest.fixture
@@ -271,53 +230,3 @@ def _assert_error(response, status: int, error: str | None = None) -> dict:
 def assert_error():
     """The one assertion of the error shape: ``assert_error(response, status, short_code=None) -> body``."""
     return _assert_error
-
-
-def _free_port() -> int:
-    with contextlib.closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def live_headers(api_keys) -> dict[str, str]:
-    """The Authorization header of the admin key, for requests to ``live_server``."""
-    return {"Authorization": _bearer(api_keys["admin"])}
-
-
-@pytest.fixture
-def live_server(migrated_database_url, tmp_path, api_key_settings):
-    """A real gunicorn (gunicorn.conf.py, as the Procfile runs it) on a fresh migrated database; yields its URL."""
-    port = _free_port()
-    env = dict(os.environ, DATABASE_URL=migrated_database_url, PORT=str(port), WEB_CONCURRENCY="2",
-               MAX_CONTENT_LENGTH="8192", **api_key_settings)
-    log_path = tmp_path / "gunicorn.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [str(ROOT / ".venv" / "bin" / "gunicorn"), "--config", "gunicorn.conf.py", "--bind",
-             f"127.0.0.1:{port}", "app:create_app()"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, process, log_path)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_healthy(url: str, process, log_path: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"gunicorn exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"gunicorn did not become healthy within {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")

@@ -124,12 +124,12 @@ def test_health_is_ok_when_migrated(client, artifact):
 
 
 def test_unmigrated_database_refuses_to_serve_until_migrated(database_url, artifact, assert_error, caplog,
-                                                             observation, client_as):
+                                                             observation, client_as, make_app):
     """Behind schema: a start-up log line, /health and every endpoint 503 naming the command; then recovery."""
     from migrations import COMMAND, apply_migrations
 
     with caplog.at_level(logging.ERROR, logger="service"):
-        app = create_app({"DATABASE_URL": database_url, "TESTING": True}, model=artifact)
+        app = make_app({"DATABASE_URL": database_url, "TESTING": True}, model=artifact)
     assert any(COMMAND in record.getMessage() for record in caplog.records)
     client = client_as(app)
     health = assert_error(client.get("/health"), 503, "unhealthy")
@@ -166,9 +166,9 @@ class _BrokenModel:
 
 
 def test_unexpected_error_is_logged_500_in_the_error_shape(migrated_database_url, assert_error, caplog,
-                                                           observation, log_counts, client_as):
+                                                           observation, log_counts, client_as, make_app):
     """A bug answers 500 in the same shape, logs its type and frames but not its message, and writes nothing."""
-    app = create_app({"DATABASE_URL": migrated_database_url}, model=_BrokenModel())
+    app = make_app({"DATABASE_URL": migrated_database_url}, model=_BrokenModel())
     with caplog.at_level(logging.ERROR):
         response = client_as(app).post("/should_search", json={"observation_id": "x", "observation": observation})
     body = assert_error(response, 500, "internal_error")

@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from service import create_app
 from service.request_log import FIELDS, REQUEST_ID_HEADER
 
 MARK = "zqx"  # every canary contains it; searched case-insensitively, as text fields are normalised
@@ -125,7 +124,7 @@ class _Crash:
 
 
 def test_in_process_logs_hold_no_canary(app, client_as, api_keys, observation, artifact, migrated_database_url,
-                                        caplog):
+                                        caplog, make_app):
     """Every captured record at DEBUG, tracebacks included: zero canary hits; one well-formed line per request."""
     caplog.set_level(logging.DEBUG)
     client, responses = client_as(app, None), []
@@ -134,9 +133,9 @@ def test_in_process_logs_hold_no_canary(app, client_as, api_keys, observation, a
         assert response.status_code == expected, (method, path, response.get_data(as_text=True)[:300])
         responses.append((response, expected))
     body = {"observation_id": "log-crash", "observation": _observation(observation, "crash")}
-    # One at a time: each create_app points the shared database proxy at its own URL.
+    # One at a time: each new app points the shared database proxy at its own URL.
     for url, model, expected in ((migrated_database_url, _Crash(), 500), (UNREACHABLE, artifact, 503)):
-        failing = create_app({"DATABASE_URL": url}, model=model)
+        failing = make_app({"DATABASE_URL": url}, model=model)
         response = client_as(failing).post("/should_search", json=body, headers={"X-Canary": _canary("h5xx")})
         assert response.status_code == expected, response.get_data(as_text=True)
         responses.append((response, expected))
