@@ -62,7 +62,7 @@ def log_startup_state(gate: SchemaGate) -> None:
     try:
         problem = gate.problem()
     except (DatabaseError, InterfaceError) as error:
-        log.warning("database not reachable at start-up (%s); requests will get 503 until it is", error)
+        log.warning("database not reachable at start-up (%s); requests will get 503 until it is", _first_line(error))
         return
     finally:
         if not gate.database.is_closed():

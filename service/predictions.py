@@ -108,9 +108,12 @@ def _prediction_row(observation_id: str, raw: dict, record: dict, digest: str, p
 def _insert_statement(database_class: type, columns: tuple[str, ...]) -> tuple[str, tuple]:
     """(SQL, converters) of INSERT ... ON CONFLICT (observation_id) DO NOTHING RETURNING id, built once by peewee.
 
-    Building the query is most of peewee's per-insert overhead (measured with ``python -m service.write_timing``),
-    so it is built once per database class and row shape from the Prediction model itself; each insert then only
-    converts its values with the field converters peewee itself would apply.
+    Building the query is most of peewee's per-insert overhead, so it is built once per database class and row shape
+    from the Prediction model itself; each insert then only converts its values with the field converters peewee
+    itself would apply. Measured, the insert alone on Postgres 15 with synchronous_commit on (median wall / client
+    CPU per insert, 900 inserts each; ``.venv/bin/python -m bench.speed run``, bench/results/
+    speed-20261128T194009Z.json): peewee read-then-insert 2526 / 1689 us; peewee ON CONFLICT 908 / 487 us; this
+    prepared ON CONFLICT 497 / 117 us; bare psycopg2 (the floor) 489 / 106 us.
     """
     fields = [Prediction._meta.fields[name] for name in columns]
     query = (Prediction.insert_many([tuple(None for _ in fields)], fields=fields)
@@ -148,6 +151,7 @@ def decide(observation_id: str, raw: dict, record: dict, model) -> Decision:
     The insert is one statement: a failure before its commit leaves no row and answers 503. A connection lost
     after the server committed but before the answer arrived is the one ambiguous case; the client's retry with
     the same id then lands on the conflict branch and gets the stored answer, so nothing is lost or doubled.
+    The insert costs ~0.5 ms on Postgres (figures in ``_insert_statement``), within 2% of bare psycopg2.
     """
     digest = observation_digest(record)
     probability = model.predict_one(record)
