@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import logging
 import os
 import sqlite3
 import threading
@@ -308,3 +309,11 @@ def test_a_forked_child_gets_an_empty_pool(app, client, observation):
         assert database.execute_sql("SELECT COUNT(*) FROM prediction").fetchone()[0] == 1
     finally:
         database.close()
+
+
+def test_the_start_up_warning_keeps_the_first_line_of_the_driver_message(make_app, artifact, caplog):
+    """An unreachable database at start-up: one warning line; later lines of the driver's message stay out."""
+    with caplog.at_level(logging.WARNING, logger="service.health"):
+        make_app({"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nowhere"}, model=artifact)
+    [warning] = [r.getMessage() for r in caplog.records if "start-up" in r.getMessage()]
+    assert "Connection refused" in warning and "\n" not in warning
