@@ -58,15 +58,18 @@ POOL_STALE_S = 300
 PING_AFTER_IDLE_S = 1.0
 
 # The worst case of one write on Postgres, each step bounded by the setting named:
-#   wait for a free pooled connection   POOL_WAIT_S                    1 s (only with more threads than the cap)
-#   ping of an idle connection          tcp_user_timeout / statement   2 s dead server, 3 s stalled one
-#     (one failed ping drops every other idle connection of the pool: they share the dead server)
-#   connect                             CONNECT_TIMEOUT_S              2 s (libpq: per address the host resolves to)
-#   each statement                      STATEMENT_TIMEOUT_MS           3 s (lock wait within it: LOCK_TIMEOUT_MS 2 s)
-# /should_search, new id: 1 statement    -> 1 + 3 + 2 + 3     =  9 s; a retried id adds its SELECT: 12 s
-# /search_result: SELECT FOR UPDATE, INSERT, UPDATE (+ COMMIT) -> 1 + 3 + 2 + 3 x 3 = 15 s
-# Without a pool wait or a stalled server (the usual outage: host gone or refusing), /should_search answers in
-# 2 + 2 + 2 = 6 s at most. All stay under gunicorn's timeout and Heroku's 30 s router limit.
+#   wait for a free pooled connection   POOL_WAIT_S                 1 s (only with more threads than the cap)
+#   ping of an idle connection          tcp_user_timeout            2 s, a dead server; 3 s (statement limit), a
+#                                                                   stalled one. One failed ping drops every other
+#                                                                   idle connection: they share the dead server
+#   connect                             CONNECT_TIMEOUT_S           2 s (libpq: per address the host resolves to)
+#   each round trip                     STATEMENT_TIMEOUT_MS        3 s (lock waits within it: 2 s); a server that
+#                                                                   vanishes mid-statement: ~7 s (keepalive idle 5 s
+#                                                                   + tcp_user_timeout 2 s), after which none follow
+# Outages as they happen: refused at once; host gone 2 + 2 = 4 s (ping, connect); a held row lock 2 s.
+# Everything stalling just under its limit: /should_search, new id (1 statement): 1 + 3 + 2 + 3 = 9 s, a retried
+# id (+ its SELECT) 12 s; /search_result (BEGIN, SELECT FOR UPDATE, INSERT, UPDATE, COMMIT): 1 + 3 + 2 + 5 x 3 =
+# 21 s. gunicorn's timeout must exceed that and stay under Heroku's 30 s router limit: 25 s.
 
 
 class DatabaseUrlError(ValueError):
