@@ -14,14 +14,15 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "sync"
 
-# The database bounds every request first (models/database.py): /should_search and the other writes answer, at
-# worst a 503, within connect 2 s + statement 3 s = 5 s; one report query may run 10 s. This is the backstop for
-# what no database timeout can see (a frozen server whose kernel still ACKs, a stuck worker): above the report's
-# 10 s so a slow report gets the database's clean 503 rather than a killed worker, and well under Heroku's 30 s
-# router limit, so the worker is recycled before a client sees an H12.
+# The database bounds every request first (models/database.py gives the step-by-step worst case): an outage answers
+# 503 at once when refused, within 4 s when the host is gone (2 s ping + 2 s connect), within 2 s behind a held
+# lock; a report's queries share one 10 s deadline, after which the database cancels them (503). This is the
+# backstop for what no database timeout sees (a frozen server whose kernel still ACKs, a stuck worker, every step of
+# a write stalling just under its own limit): the worker is recycled, its uncommitted transaction rolls back with its
+# connection, and it stays well under Heroku's 30 s router limit, so no client sees an H12.
 timeout = 15
-# On SIGTERM (Heroku: SIGKILL 30 s later) in-flight requests get 10 s, twice the request path's 5 s budget; the
-# master exits within ~10 s, inside both Heroku's window and the fault test's 20 s.
+# On SIGTERM (Heroku: SIGKILL 30 s later) in-flight requests get 10 s, over twice the 4 s an outage answer takes;
+# the master measured 0.4 s to exit under load (tests/test_fault_load.py), inside Heroku's window and the test's 20 s.
 graceful_timeout = 10
 # Ignored by sync workers (they close the connection after each response); used if worker_class is changed to gthread.
 keepalive = 5

@@ -69,7 +69,8 @@ PING_AFTER_IDLE_S = 1.0
 # Outages as they happen: refused at once; host gone 2 + 2 = 4 s (ping, connect); a held row lock 2 s.
 # Everything stalling just under its limit: /should_search, new id (1 statement): 1 + 3 + 2 + 3 = 9 s, a retried
 # id (+ its SELECT) 12 s; /search_result (BEGIN, SELECT FOR UPDATE, INSERT, UPDATE, COMMIT): 1 + 3 + 2 + 5 x 3 =
-# 21 s. gunicorn's timeout must exceed that and stay under Heroku's 30 s router limit: 25 s.
+# 21 s. gunicorn's timeout (15 s, gunicorn.conf.py) is the backstop for that compound case: the worker is recycled
+# and its connection's open transaction rolled back (nothing written), and the client's retry lands once.
 
 
 class DatabaseUrlError(ValueError):
