@@ -7,7 +7,6 @@ bare psycopg2 INSERT + COMMIT (the floor), each on one open connection, synchron
 """
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import statistics
@@ -18,6 +17,7 @@ from contextlib import closing
 import numpy as np
 import psycopg2
 
+from bench.insert_timing import insert_variants_us
 from bench.servers import dry_run_observations, log
 from models import Prediction, database, database_from_url
 from pipeline.artifact import load_artifact
@@ -124,8 +124,8 @@ def _psycopg2_insert(url: str, row: dict):
 def insert_step(url: str, count: int, rounds: int = 3) -> dict:
     """Per-insert µs of the service's write (predictions.decide, constant model) against peewee and psycopg2.
 
-    The database is opened as the service opens it (pooled, with its timeouts). Also runs the write-path helper's
-    own variants (service.write_timing.insert_variants_us) when that module exists.
+    The database is opened as the service opens it (pooled, with its timeouts). Also runs the write-path variants
+    of bench.insert_timing (read-then-insert, peewee ON CONFLICT, prepared ON CONFLICT, driver floor).
     """
     raws, records = dry_run_records()
     database.initialize(database_from_url(url, serving=True))
@@ -159,10 +159,6 @@ def insert_step(url: str, count: int, rounds: int = 3) -> dict:
             **{name: _summary(t) for name, t in times.items()}, "write_timing_variants": variants}
 
 
-def _write_timing_variants(count: int) -> dict | None:
-    if importlib.util.find_spec("service.write_timing") is None:
-        return None
-    from service.write_timing import insert_variants_us
-
-    log(f"insert: service.write_timing's variants, {count} inserts each ...")
+def _write_timing_variants(count: int) -> dict:
+    log(f"insert: bench.insert_timing's variants, {count} inserts each ...")
     return insert_variants_us(count)

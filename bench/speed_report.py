@@ -121,7 +121,7 @@ def micro_table(model: dict | None, insert: dict | None) -> list[str]:
                          f"{r['client_cpu_us_median']:>9.0f}")
         for name, r in (insert.get("write_timing_variants") or {}).items():
             cpu = r.get("client_cpu_us_median")
-            lines.append(f"  {'service.write_timing: ' + name:<79}{r['us_median']:>9.0f}{r['us_mean']:>9.0f}"
+            lines.append(f"  {'bench.insert_timing: ' + name:<79}{r['us_median']:>9.0f}{r['us_mean']:>9.0f}"
                          f"{'-':>9}{cpu if cpu is None else round(cpu):>9}")
     return lines
 

@@ -2,7 +2,7 @@
 
 It must store exactly what peewee's own insert stores, answer exactly what the former read-then-insert path
 answered, cost one statement for a new observation, and have committed the row before the 200 leaves.
-Measured (µs per committed insert, figures in the helper's report): ``python -m service.write_timing``.
+Measured (µs per committed insert; figures in service/predictions.py): ``python -m bench.insert_timing``.
 """
 from __future__ import annotations
 

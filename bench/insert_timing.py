@@ -1,6 +1,6 @@
 """Measure the write step of /should_search alone: µs per committed Prediction insert, by way of writing it.
 
-Run: .venv/bin/python -m service.write_timing --database-url postgresql://postgres@127.0.0.1:5432/DB --count 3000
+Run: .venv/bin/python -m bench.insert_timing --database-url postgresql://postgres@127.0.0.1:5432/DB --count 3000
 (a migrated database; each variant inserts ``count`` rows with fresh ids). Variants, all on one open connection:
 - ``peewee_read_then_insert``: the former path: get_or_none pre-read, then Prediction.insert in a transaction;
 - ``peewee_on_conflict``: peewee builds INSERT ... ON CONFLICT DO NOTHING RETURNING for every row;
