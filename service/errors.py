@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from models import database
 from service import predictions
+from service.health import first_line
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def _database_unavailable(exc: Exception):
     # Down, restarting, killed mid-request, a statement or lock timeout, SQLite's "database is locked": all
     # transient. Retry-After 1 s brings clients back right after recovery (the pool reconnects by itself). Only the
     # first line of the driver's message is logged: later lines (DETAIL, CONTEXT) may quote row values.
-    log.error("database unavailable: %s: %s", type(exc).__name__, (str(exc).strip().splitlines() or [""])[0])
+    log.error("database unavailable: %s", first_line(exc))
     return error_response(503, "database_unavailable",
                           "The database is unavailable or too slow; retry in a second with the same id. A write "
                           "either committed whole or not at all: if it did, the retry returns the stored answer.",

@@ -29,7 +29,8 @@ class SchemaGate:
         return None
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
+    """'Type: first line of the message': later lines of a driver's message (DETAIL, CONTEXT) may quote row values."""
     return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
 
 
@@ -44,13 +45,13 @@ def check(model, gate: SchemaGate) -> dict[str, str]:
     try:
         gate.database.execute_sql("SELECT 1")
     except (DatabaseError, InterfaceError) as error:
-        log.warning("health: database not answering (%s)", _first_line(error))
+        log.warning("health: database not answering (%s)", first_line(error))
         problems["database"] = f"not answering ({type(error).__name__}); details are in the service log"
         return problems
     try:
         schema = gate.problem()
     except (DatabaseError, InterfaceError) as error:
-        log.warning("health: cannot read the schema version (%s)", _first_line(error))
+        log.warning("health: cannot read the schema version (%s)", first_line(error))
         schema = f"cannot read the schema version ({type(error).__name__}); details are in the service log"
     if schema:
         problems["schema"] = schema
@@ -62,7 +63,7 @@ def log_startup_state(gate: SchemaGate) -> None:
     try:
         problem = gate.problem()
     except (DatabaseError, InterfaceError) as error:
-        log.warning("database not reachable at start-up (%s); requests will get 503 until it is", _first_line(error))
+        log.warning("database not reachable at start-up (%s); requests will get 503 until it is", first_line(error))
         return
     finally:
         if not gate.database.is_closed():
