@@ -5,7 +5,7 @@ import argparse
 import logging
 import sys
 
-from pipeline.artifact import ArtifactError
+from pipeline.scoring.artifact import ArtifactError
 from service import ConfigError, create_app
 
 __all__ = ["create_app", "main"]

@@ -25,13 +25,13 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.artifact import load_artifact  # noqa: E402
-from pipeline.evaluation_summary import fairness_rows, quality  # noqa: E402
+from pipeline.scoring.artifact import load_artifact  # noqa: E402
+from pipeline.evaluation.summary import fairness_rows, quality  # noqa: E402
 from pipeline.loading import TRUTH_COLUMN, load_training_data, read_truth  # noqa: E402
-from pipeline.metrics import roc_auc  # noqa: E402
-from pipeline.model_selection import time_split  # noqa: E402
+from pipeline.evaluation.metrics import roc_auc  # noqa: E402
+from pipeline.training.selection import time_split  # noqa: E402
 from pipeline.schema import TARGET, validate_observation  # noqa: E402
-from pipeline.synthetic import truth_path  # noqa: E402
+from pipeline.loading import truth_path  # noqa: E402
 
 FULL_ROWS = 2_473_643
 DRY_RUN = ROOT / "tests" / "fixtures" / "dry_run.json"

@@ -28,6 +28,12 @@ class LoadedData:
     counts: dict = field(default_factory=dict)
 
 
+def truth_path(path) -> Path:
+    """Sidecar path of a generated CSV: ``x.csv`` -> ``x.truth.csv``."""
+    path = Path(path)
+    return path.with_name((path.name[:-4] if path.name.endswith(".csv") else path.name) + ".truth.csv")
+
+
 def read_truth(path: Path, column: str | None = None) -> np.ndarray:
     """The true probability of every row of a data file, from a sidecar CSV (8 bytes a row)."""
     header = list(pd.read_csv(path, nrows=0).columns)

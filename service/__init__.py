@@ -6,7 +6,7 @@ import logging
 from flask import Flask, request
 
 from models import database, database_from_url
-from pipeline.artifact import Artifact, load_artifact
+from pipeline.scoring.artifact import Artifact, load_artifact
 from service import auth, request_log
 from service import health as health_checks
 from service.config import MAX_JSON_DEPTH, ConfigError, load_config
@@ -39,7 +39,7 @@ def _close_connection(exc):
 def create_app(config: dict | None = None, model: Artifact | None = None) -> Flask:
     """Build the app from the environment (``config`` overrides it); ``model`` skips loading from MODEL_DIR.
 
-    Raises ConfigError or pipeline.artifact.ArtifactError, with a message saying what to fix, when a setting is
+    Raises ConfigError or pipeline.scoring.artifact.ArtifactError, with a message saying what to fix, when a setting is
     missing or the artifact does not fit the installed scikit-learn. Never creates tables.
     """
     settings = load_config(overrides=config)

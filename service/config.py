@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from models import DatabaseUrlError, resolve_database_url
-from pipeline.artifact import DEFAULT_ARTIFACT_DIR
+from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR
 from service.keys import KeyConfigError, Keyring
 
 DEFAULT_MAX_CONTENT_LENGTH = 32 * 1024  # a stop record is ~600 bytes; 32 KiB leaves room without inviting abuse

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from pipeline.artifact import Artifact
+from pipeline.scoring.artifact import Artifact
 from service import health as health_checks
 
 EXTENSION = "ctrp3"

@@ -39,7 +39,7 @@ import pytest
 
 from migrations import apply_migrations
 from models import Outcome, Prediction, close_pool, database, database_from_url
-from pipeline.artifact import load_artifact
+from pipeline.scoring.artifact import load_artifact
 from service import create_app
 
 pytest_plugins = ["tests.fixtures_auth"]  # api_keys, client_as, live_server ... (listed above)

@@ -11,7 +11,7 @@ import pytest
 import sklearn
 
 from models import DEFAULT_SQLITE_URL
-from pipeline.artifact import DEFAULT_ARTIFACT_DIR, ArtifactError
+from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR, ArtifactError
 from service import create_app
 from service.config import DEFAULT_MAX_CONTENT_LENGTH, ConfigError, load_config
 from service.state import EXTENSION

@@ -12,11 +12,11 @@ from sklearn.metrics import confusion_matrix, roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from pipeline import plots
-from pipeline.artifact import save_artifact
-from pipeline.evaluate import main
-from pipeline.metrics import roc_curve_points
-from pipeline.population import value_shares
+from pipeline.evaluation import plots
+from pipeline.scoring.artifact import save_artifact
+from pipeline.evaluation.cli import main
+from pipeline.evaluation.metrics import roc_curve_points
+from pipeline.evaluation.population import value_shares
 from pipeline.schema import OBSERVATION_FIELDS, SEARCHED, TARGET, TRAINING_COLUMNS, clean_frame
 
 DRY_RUN = Path(__file__).parent / "fixtures" / "dry_run.json"

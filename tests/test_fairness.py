@@ -3,9 +3,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.fairness import (fairness_summary, fairness_table, gap_distribution, gap_histogram, group_counts,
+from pipeline.evaluation.fairness import (fairness_summary, fairness_table, gap_distribution, gap_histogram, group_counts,
                                officer_counts)
-from pipeline.metrics import wilson_interval
+from pipeline.evaluation.metrics import wilson_interval
 
 RACE, SEX = "SubjectRaceCode", "SubjectSexCode"
 # (department, attribute, group, tp, fp): precision = tp / (tp + fp)

@@ -13,15 +13,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import synthetic
-from pipeline.artifact import FAST_TOLERANCE, Artifact, ArtifactError, check_scorer, load_artifact, save_artifact
-from pipeline.fast_scoring import FAST_LINEAR, SKLEARN, build_scorer, probe_records, worst_disagreement
-from pipeline.fast_trees import FAST_TREES
-from pipeline.features import AGE_FIELD, DATETIME_FIELD
-from pipeline.model_selection import build_model
+from pipeline.synthetic import generate as synthetic
+from pipeline.scoring.artifact import FAST_TOLERANCE, Artifact, ArtifactError, check_scorer, load_artifact, save_artifact
+from pipeline.scoring.fast_linear import FAST_LINEAR, SKLEARN, build_scorer, probe_records, worst_disagreement
+from pipeline.scoring.fast_trees import FAST_TREES
+from pipeline.transform.features import AGE_FIELD, DATETIME_FIELD
+from pipeline.training.selection import build_model
 from pipeline.schema import (OBSERVATION_FIELDS, TARGET, ValidationError, category_key, clean_frame,
                              records_to_frame, validate_observation)
-from pipeline.train import PROTECTED_CHOICES
+from pipeline.training.cli import PROTECTED_CHOICES
 
 TRAIN_ROWS, TRAIN_SEED = 4000, 21
 HELD_OUT_ROWS, HELD_OUT_SEED = 3000, 22
@@ -215,7 +215,7 @@ def test_a_multiclass_gradient_boosting_model_falls_back_to_the_sklearn_path(tra
     # three classes: HistGradientBoosting then grows one tree per class per iteration, which the fast form lacks
     classes = np.where(target, 2, np.arange(len(target)) % 2)
     pipeline = build_model("hist_gradient_boosting", min_count=5).set_params(model__max_iter=5).fit(frame, classes)
-    with caplog.at_level("INFO", logger="pipeline.fast_scoring"):
+    with caplog.at_level("INFO", logger="pipeline.scoring.fast_linear"):
         assert build_scorer(pipeline) is None
     assert "3 trees per iteration" in caplog.text
     loaded = load_artifact(save_artifact(pipeline, {"version": "hgb-3", "threshold": 0.5}, tmp_path / "hgb3"))

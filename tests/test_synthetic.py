@@ -14,11 +14,13 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from pipeline import synthetic, synthetic_report
+from pipeline.synthetic import generate as synthetic
+
+from pipeline.synthetic import report as synthetic_report
 from pipeline.schema import CT_DATETIME_FORMAT, SEARCHED, TARGET, TRAINING_COLUMNS, clean_frame
-from pipeline.synthetic_model import contraband_probability, sample_features
-from pipeline.synthetic_report import calibration_report
-from pipeline.synthetic_world import build_world
+from pipeline.synthetic.model import contraband_probability, sample_features
+from pipeline.synthetic.report import calibration_report
+from pipeline.synthetic.world import build_world
 
 ROWS, SEED = 50_000, 11
 BOOL_COLUMNS = ("ResidentIndicator", "TownResidentIndicator", SEARCHED, TARGET)

@@ -1,7 +1,7 @@
 """Production monitoring: the client's report (tables 1, 4, 6 and figures 1, 3-4) computed from the request log.
 
 ``build_report`` aggregates the log in SQL (``queries``) and evaluates the aggregates with the shared library
-(``pipeline.metrics``, ``pipeline.fairness``, ``pipeline.population``); ``render_page`` turns the result into a
+(``pipeline.evaluation``: metrics, fairness, population); ``render_page`` turns the result into a
 self-contained HTML page with PNG charts. Never imports Flask; ``service.report_views`` serves it.
 """
 from models.database import report_deadline

@@ -1,7 +1,7 @@
-"""The report's figures as PNG bytes, drawn by ``pipeline.plots`` from a built report dict."""
+"""The report's figures as PNG bytes, drawn by ``pipeline.evaluation.plots`` from a built report dict."""
 from __future__ import annotations
 
-from pipeline import plots
+from pipeline.evaluation import plots
 
 # Department and statute names have too many values to read as bars; their shift is in the PSI table.
 CHART_FIELDS_EXCLUDED = ("Department Name", "InterventionLocationName", "StatuteReason",

@@ -5,7 +5,7 @@ import math
 
 import pandas as pd
 
-from pipeline.population import (MISSING, POPULATION_FIELDS, align_to_training, population_table, psi_by_field,
+from pipeline.evaluation.population import (MISSING, POPULATION_FIELDS, align_to_training, population_table, psi_by_field,
                                  shares_from_counts, unseen_rate)
 from pipeline.report import queries
 

@@ -10,7 +10,7 @@ import math
 import struct
 from datetime import date
 
-from pipeline.features import AGE_FIELD, BOOL_FIELDS, DATETIME_FIELD, TIME_FEATURES
+from pipeline.transform.features import AGE_FIELD, BOOL_FIELDS, DATETIME_FIELD, TIME_FEATURES
 from pipeline.schema import category_key
 
 NAN = float("nan")

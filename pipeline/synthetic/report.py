@@ -1,6 +1,6 @@
 """Calibration report of a CTRP3-format file: its figures beside the CALIBRATION.md targets and their sources.
 
-    python -m pipeline.synthetic_report data/synthetic.csv        # also reads data/synthetic.truth.csv if present
+    python -m pipeline.synthetic.report data/synthetic.csv        # also reads data/synthetic.truth.csv if present
 
 Works on a generated file and on the client's real ``train.csv`` alike, so the two can be compared line by line.
 Every figure quoted in ``synthetic_calibration.py`` as "measured" comes from this report on
@@ -17,7 +17,7 @@ import pandas as pd
 
 from pipeline.loading import read_truth
 from pipeline.schema import CT_DATETIME_FORMAT, SEARCHED, TARGET
-from pipeline.synthetic import truth_path
+from pipeline.loading import truth_path
 
 AGE_BANDS = [0, 18, 20, 23, 28, 35, 40, 61, 200]
 
@@ -130,7 +130,7 @@ def format_report(rows) -> str:
 
 def main(argv=None) -> int:
     """Command line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m pipeline.synthetic_report", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.synthetic.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("csv", help="a CTRP3-format CSV; its <name>.truth.csv sidecar is used when present")
     args = parser.parse_args(argv)
     path = Path(args.csv)

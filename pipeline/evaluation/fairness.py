@@ -15,7 +15,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from pipeline.metrics import rate
+from pipeline.evaluation.metrics import rate
 from pipeline.schema import age_group_series
 
 AGE_GROUP = "SubjectAgeGroup"

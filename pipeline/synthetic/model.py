@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline import synthetic_calibration as cal
+from pipeline.synthetic import calibration as cal
 from pipeline.schema import AGE_GROUP_EDGES, AGE_GROUPS
-from pipeline.synthetic_world import grouped_choice
+from pipeline.synthetic.sampling import grouped_choice
 
 N_DAYS = int((np.datetime64(cal.LAST_DAY) - np.datetime64(cal.FIRST_DAY)).astype(int)) + 1
 FIRST_2018_DAY = int((np.datetime64("2018-01-01") - np.datetime64(cal.FIRST_DAY)).astype(int))

@@ -15,12 +15,12 @@ import joblib
 import numpy as np
 import sklearn
 
-from pipeline.fast_scoring import SKLEARN, build_scorer, probe_records, worst_disagreement
+from pipeline.scoring.fast_linear import SKLEARN, build_scorer, probe_records, worst_disagreement
 from pipeline.schema import records_to_frame
 
 PIPELINE_FILE = "model.joblib"
 CARD_FILE = "model_card.json"
-DEFAULT_ARTIFACT_DIR = Path(__file__).resolve().parent.parent / "artifacts" / "default"
+DEFAULT_ARTIFACT_DIR = Path(__file__).resolve().parents[2] / "artifacts" / "default"
 # The fast scorer must give the sklearn pipeline's probabilities; 1e-9 leaves room only for summation order.
 FAST_TOLERANCE = 1e-9
 
@@ -44,7 +44,7 @@ def file_sha256(path: Path) -> str:
 class Artifact:
     """A fitted pipeline and its card; ``predict_proba`` takes validated observations.
 
-    ``scorer`` is the pipeline's fast single-record form (see ``pipeline.fast_scoring``), checked against the
+    ``scorer`` is the pipeline's fast single-record form (see ``pipeline.scoring.fast_linear``), checked against the
     pipeline by ``load_artifact``; None means ``predict_one`` goes through the sklearn pipeline.
     """
 
@@ -112,7 +112,12 @@ def load_artifact(directory: Path = DEFAULT_ARTIFACT_DIR) -> Artifact:
         raise ArtifactError(f"no pipeline file at {path}")
     if file_sha256(path) != card.get("pipeline_sha256"):
         raise ArtifactError(f"{path} does not match the sha256 in its model card; the artifact is damaged or mixed")
-    pipeline = joblib.load(path)
+    try:
+        pipeline = joblib.load(path)
+    except (ModuleNotFoundError, AttributeError) as error:  # a pickle names the module path of every class in it
+        raise ArtifactError(
+            f"{path} names code this version of the project does not have ({error}); it was pickled by another "
+            "version: retrain it with `python -m pipeline.train`") from error
     started = time.perf_counter()
     try:
         scorer = build_scorer(pipeline)
@@ -137,4 +142,4 @@ def check_scorer(scorer, pipeline, directory) -> None:
                            for name, value in record.items())
         raise ArtifactError(
             f"the fast scorer of the model in {directory} differs from its sklearn pipeline by {difference:.3g} "
-            f"(more than {FAST_TOLERANCE:g}) on the record {fields}; the artifact or pipeline.fast_scoring is wrong")
+            f"(more than {FAST_TOLERANCE:g}) on the record {fields}; the artifact or pipeline.scoring.fast_linear is wrong")

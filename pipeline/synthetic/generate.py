@@ -8,7 +8,7 @@ so evaluation can compare a model with the Bayes AUC on the same rows.
 
 Every calibration figure and its source is in ``pipeline/synthetic_calibration.py``; the fixed world (departments,
 officers, places, fitted coefficients) is in ``synthetic_world.py``; the generative model in ``synthetic_model.py``.
-Same (rows, seed, world seed) => byte-identical files. ``python -m pipeline.synthetic_report PATH`` prints every
+Same (rows, seed, world seed) => byte-identical files. ``python -m pipeline.synthetic.report PATH`` prints every
 calibration figure of a file beside its target.
 """
 from __future__ import annotations
@@ -21,18 +21,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import synthetic_calibration as cal
+from pipeline.synthetic import calibration as cal
 from pipeline.schema import CT_DATETIME_FORMAT, SEARCHED, TARGET, TRAINING_COLUMNS
-from pipeline.synthetic_model import N_DAYS, STATUTE_NAMES, draw_outcomes, sample_features, scaled_count
-from pipeline.synthetic_world import DEFAULT_WORLD_SEED, build_world, grouped_choice
+from pipeline.synthetic.model import N_DAYS, STATUTE_NAMES, draw_outcomes, sample_features, scaled_count
+from pipeline.loading import truth_path
+from pipeline.synthetic.sampling import grouped_choice
+from pipeline.synthetic.world import DEFAULT_WORLD_SEED, build_world
 
 TRUTH_COLUMN = "contraband_probability"
-
-
-def truth_path(path) -> Path:
-    """Sidecar path of a generated CSV: ``x.csv`` -> ``x.truth.csv``."""
-    path = Path(path)
-    return path.with_name((path.name[:-4] if path.name.endswith(".csv") else path.name) + ".truth.csv")
 
 
 def _datetimes(day: np.ndarray, minute: np.ndarray) -> np.ndarray:

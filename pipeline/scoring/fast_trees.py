@@ -12,8 +12,8 @@ from bisect import bisect_left
 
 import numpy as np
 
-from pipeline.fast_features import label_of, numeric_values, sigmoid
-from pipeline.features import RARE_CODE
+from pipeline.scoring.fast_features import label_of, numeric_values, sigmoid
+from pipeline.transform.features import RARE_CODE
 
 FAST_TREES = "fast-trees"
 

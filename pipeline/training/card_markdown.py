@@ -1,6 +1,6 @@
 """Render a model card JSON as the human-readable MODEL_CARD.md, so the summary never drifts from the artifact.
 
-    python -m pipeline.model_card_md artifacts/default --bench /tmp/ctrp3-bench.txt > MODEL_CARD.md
+    python -m pipeline.training.card_markdown artifacts/default --bench /tmp/ctrp3-bench.txt > MODEL_CARD.md
 """
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.artifact import read_card
+from pipeline.scoring.artifact import read_card
 
 REPRODUCE = """```bash
 .venv/bin/python -m pipeline.synthetic --rows 2473643 --seed 2018 --out /tmp/ctrp3-synthetic.csv
 .venv/bin/python -m pipeline.train --data /tmp/ctrp3-synthetic.csv --out artifacts/default --synthetic
 .venv/bin/python bench/train.py --data /tmp/ctrp3-synthetic.csv | tee /tmp/ctrp3-bench.txt
-.venv/bin/python -m pipeline.model_card_md artifacts/default --bench /tmp/ctrp3-bench.txt \
+.venv/bin/python -m pipeline.training.card_markdown artifacts/default --bench /tmp/ctrp3-bench.txt \
     --generator-commit "$(git rev-parse HEAD)" > MODEL_CARD.md
 ```
 The card's `training_data.sha256` identifies the generated file; the same generator commit, rows and seed give the
@@ -202,7 +202,7 @@ def render(card: dict, bench: str | None = None, generator_commit: str | None = 
 
 def main(argv=None) -> int:
     """Print MODEL_CARD.md for an artifact directory."""
-    parser = argparse.ArgumentParser(prog="python -m pipeline.model_card_md", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m pipeline.training.card_markdown", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("artifact", type=Path, help="artifact directory holding model_card.json")
     parser.add_argument("--bench", type=Path, help="saved stdout of bench/train.py to quote")

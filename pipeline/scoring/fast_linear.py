@@ -5,7 +5,7 @@ family (StopFeatures -> LinearEncoding -> LogisticRegression) every input field 
 so each field becomes a table built once at load: a categorical label maps straight to its one-hot column's
 coefficient, a number to ``(x - mean) / scale * coef``. Scoring is a few dict lookups, a sum and a sigmoid.
 ``build_scorer`` picks this, the flattened trees of ``fast_trees`` for HistGradientBoosting, or None (random
-forests keep sklearn's path). The sklearn pipeline stays the source of truth; ``pipeline.artifact`` checks the
+forests keep sklearn's path). The sklearn pipeline stays the source of truth; ``pipeline.scoring.artifact`` checks the
 fast scorer against it at load on ``probe_records``.
 """
 from __future__ import annotations
@@ -16,10 +16,10 @@ import random
 from bisect import bisect_right
 from datetime import datetime, timedelta
 
-from pipeline.fast_features import NAN, label_of, numeric_values, sigmoid
-from pipeline.fast_trees import build_tree_scorer
-from pipeline.features import AGE_FIELD, BOOL_FIELDS, DATETIME_FIELD, RARE_CODE, StopFeatures
-from pipeline.linear_encoding import AGE_EDGES, LinearEncoding
+from pipeline.scoring.fast_features import NAN, label_of, numeric_values, sigmoid
+from pipeline.scoring.fast_trees import build_tree_scorer
+from pipeline.transform.features import AGE_FIELD, BOOL_FIELDS, DATETIME_FIELD, RARE_CODE, StopFeatures
+from pipeline.transform.linear_encoding import AGE_EDGES, LinearEncoding
 from pipeline.schema import EARLIEST_STOP, FIELDS, LATEST_STOP, MAX_AGE, MIN_AGE, records_to_frame
 
 FAST_LINEAR = "fast-linear"

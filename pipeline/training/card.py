@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import population
-from pipeline.artifact import file_sha256
+from pipeline.evaluation import population
+from pipeline.scoring.artifact import file_sha256
 from pipeline.schema import OBSERVATION_FIELDS, PROTECTED_FIELDS, SEARCHED, TARGET
-from pipeline.synthetic import truth_path
+from pipeline.loading import truth_path
 
 PACKAGES = ("numpy", "pandas", "scikit-learn", "scipy", "joblib")
 # Fields whose value shares the card keeps for drift monitoring (the report's fields plus the location, a model
@@ -41,7 +41,7 @@ def _packages() -> dict:
 
 def code_commit() -> dict:
     """The git commit of the code that trained the model, and whether the loaded pipeline modules differ from it."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     loaded = sorted(str(Path(m.__file__).relative_to(root)) for name, m in list(sys.modules.items())
                     if name.split(".")[0] == "pipeline" and getattr(m, "__file__", None))
     try:

@@ -10,7 +10,7 @@ no source pins down: it is a judgement made to produce the qualitative pattern t
 Figures this module quotes as measured ("gave", "~N at full size") come from the calibration report:
 
     python -m pipeline.synthetic --rows 2473643 --seed 0 --out /tmp/synthetic.csv
-    python -m pipeline.synthetic_report /tmp/synthetic.csv
+    python -m pipeline.synthetic.report /tmp/synthetic.csv
 
 The logistic models have two kinds of coefficients: *shape* effects fixed here (age curve, statute, hour, reason,
 department draws) and *level* effects fitted by raking (``rake_logit``) so that the published marginal rates hold.

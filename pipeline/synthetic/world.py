@@ -10,7 +10,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from pipeline import synthetic_calibration as cal
+from pipeline.synthetic import calibration as cal
+from pipeline.synthetic.model import fit_coefficients, sample_features
 
 DEFAULT_WORLD_SEED = 20180516
 CALIBRATION_ROWS = 150_000  # rows drawn once per world to rake the model levels onto the published marginals
@@ -27,7 +28,7 @@ class World:
     state_police: int
     race_cum: np.ndarray  # (dept, race) cumulative probabilities
     residency_cum: np.ndarray  # (dept, RESIDENCY_CELLS) cumulative probabilities
-    place_keys: np.ndarray  # dept + cumulative weight of each of its places (see ``grouped_choice``)
+    place_keys: np.ndarray  # dept + cumulative weight of each of its places (see ``sampling.grouped_choice``)
     place_town: np.ndarray  # town index of each place
     location_style: np.ndarray  # per department: 0 UPPER, 1 Title, 2 UPPER padded
     officer_keys: np.ndarray
@@ -41,11 +42,6 @@ class World:
     hit_dept_race: np.ndarray
     sac_dept: np.ndarray  # (dept, SAC) log-weight tilts among searched stops
     coef: dict  # fitted offsets: search_*, sac, hit_*, unsearched
-
-
-def grouped_choice(keys: np.ndarray, groups: np.ndarray, rng) -> np.ndarray:
-    """Draw one item per row from its group's items; ``keys`` is group index + cumulative weight, sorted."""
-    return np.searchsorted(keys, groups + rng.random(len(groups)), side="right")
 
 
 def _grouped_keys(group_of_item: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -190,8 +186,6 @@ def _random_world(seed: int) -> dict:
 @lru_cache(maxsize=4)
 def build_world(seed: int = DEFAULT_WORLD_SEED) -> World:
     """Draw the world for ``seed`` and rake its model levels onto the published rates (cached per process)."""
-    from pipeline.synthetic_model import fit_coefficients, sample_features  # the model needs a world to sample
-
     parts = _random_world(seed)
     draft = World(**parts, coef={})
     features = sample_features(draft, CALIBRATION_ROWS, np.random.default_rng([seed, 2]))
