@@ -4,14 +4,12 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from peewee import Database, PostgresqlDatabase, Proxy
+from peewee import Database, Proxy
 from playhouse.migrations import Migration, Runner
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 HISTORY_TABLE = "schema_version"
 COMMAND = "python -m migrations"
-# Any fixed 64-bit key: it serialises concurrent `python -m migrations` runs against one Postgres database.
-_PG_LOCK_KEY = 0x43545250330001
 
 __all__ = ["apply_migrations", "pending_migrations", "applied_migrations", "migration_names", "COMMAND",
            "HISTORY_TABLE", "MIGRATIONS_DIR"]
@@ -37,19 +35,6 @@ def _connected(db: Database):
     finally:
         if opened:
             db.close()
-
-
-@contextlib.contextmanager
-def _exclusive(db: Database):
-    """Hold a Postgres advisory lock so two release processes cannot apply the same migration twice."""
-    if not isinstance(db, PostgresqlDatabase):
-        yield
-        return
-    db.execute_sql("SELECT pg_advisory_lock(%s)", (_PG_LOCK_KEY,))
-    try:
-        yield
-    finally:
-        db.execute_sql("SELECT pg_advisory_unlock(%s)", (_PG_LOCK_KEY,))
 
 
 def _runner(db: Database) -> Runner:
@@ -79,5 +64,5 @@ def pending_migrations(db) -> list[str]:
 def apply_migrations(db) -> list[str]:
     """Apply every pending migration in order, each in its own transaction; returns the names applied (safe to rerun)."""
     db = _real(db)
-    with _connected(db), _exclusive(db):
+    with _connected(db), db.migration_lock():
         return _runner(db).up()

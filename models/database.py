@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
-from peewee import DatabaseProxy, OperationalError, PostgresqlDatabase, SqliteDatabase
+from peewee import DatabaseProxy, OperationalError
 from playhouse.db_url import parse
 from playhouse.pool import MaxConnectionsExceeded, PooledPostgresqlDatabase, PooledSqliteDatabase
+
+from models.dialects import PlainPostgresqlDatabase, PlainSqliteDatabase, PostgresDialect, SqliteDialect
 
 database = DatabaseProxy()
 
@@ -138,11 +139,11 @@ class _Pool:
             self.manual_close()
 
 
-class ServingSqliteDatabase(_Pool, PooledSqliteDatabase):
+class ServingSqliteDatabase(_Pool, SqliteDialect, PooledSqliteDatabase):
     """The service's SQLite: pooled connections, so the pragmas run once per connection, not per request."""
 
 
-class ServingPostgresqlDatabase(_Pool, PooledPostgresqlDatabase):
+class ServingPostgresqlDatabase(_Pool, PostgresDialect, PooledPostgresqlDatabase):
     """The service's Postgres: pooled connections; only one idle over PING_AFTER_IDLE_S is pinged before reuse."""
 
     def __init__(self, *args, **kwargs):
@@ -211,12 +212,12 @@ def database_from_url(url: str, serving: bool = False):
             return ServingSqliteDatabase(path, pragmas=SQLITE_PRAGMAS, check_same_thread=False,
                                          max_connections=POOL_MAX_CONNECTIONS, timeout=POOL_WAIT_S,
                                          stale_timeout=POOL_STALE_S)
-        return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS)
+        return PlainSqliteDatabase(path, pragmas=SQLITE_PRAGMAS)
     params = parse(url)
     if serving:
         return ServingPostgresqlDatabase(max_connections=POOL_MAX_CONNECTIONS, timeout=POOL_WAIT_S,
                                          stale_timeout=POOL_STALE_S, **_postgres_options(params))
-    return PostgresqlDatabase(**{"connect_timeout": CONNECT_TIMEOUT_S, **TCP_OPTIONS, **params})
+    return PlainPostgresqlDatabase(**{"connect_timeout": CONNECT_TIMEOUT_S, **TCP_OPTIONS, **params})
 
 
 def close_pool(db) -> None:
@@ -232,19 +233,8 @@ def report_deadline() -> float:
     return time.monotonic() + REPORT_STATEMENT_TIMEOUT_MS / 1000
 
 
-@contextmanager
 def long_statements(db=database, deadline: float | None = None):
-    """A transaction whose statements may run until ``deadline`` (default: REPORT_STATEMENT_TIMEOUT_MS from now).
-
-    Postgres only (SQLite has no statement limit). Past the deadline the limit is 1 ms, so the statement is
-    cancelled (an OperationalError: 503). SET LOCAL ends with the transaction, so the pooled connection goes back
-    with the request path's 3 s limit.
-    """
+    """A transaction whose statements may run until ``deadline`` (default: REPORT_STATEMENT_TIMEOUT_MS from now);
+    Postgres only, as SQLite has no statement limit (see ``statement_deadline``)."""
     real = db.obj if isinstance(db, DatabaseProxy) else db
-    if not isinstance(real, PostgresqlDatabase):
-        yield
-        return
-    remaining_ms = int(((report_deadline() if deadline is None else deadline) - time.monotonic()) * 1000)
-    with db.atomic():
-        db.execute_sql(f"SET LOCAL statement_timeout = {max(1, remaining_ms)}")
-        yield
+    return real.statement_deadline(report_deadline() if deadline is None else deadline)

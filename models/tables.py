@@ -54,3 +54,29 @@ class Outcome(BaseModel):
 
 
 TABLES = (Prediction, Outcome)
+
+# The one map from a stop-record field (pipeline.schema's names) to the Prediction column that logs it. The insert
+# row (service.predictions) and the report's column lists (pipeline.report.queries) are derived from it, so a new
+# stop field is one line here plus its migration.
+STOP_COLUMNS = {
+    "Department Name": Prediction.department,
+    "InterventionDateTime": Prediction.intervention_at,
+    "InterventionLocationName": Prediction.location,
+    "InterventionReasonCode": Prediction.intervention_reason_code,
+    "ReportingOfficerIdentificationID": Prediction.officer_id,
+    "ResidentIndicator": Prediction.resident,
+    "SearchAuthorizationCode": Prediction.search_authorization_code,
+    "StatuteReason": Prediction.statute_reason,
+    "SubjectAge": Prediction.subject_age,
+    "SubjectEthnicityCode": Prediction.subject_ethnicity,
+    "SubjectRaceCode": Prediction.subject_race,
+    "SubjectSexCode": Prediction.subject_sex,
+    "TownResidentIndicator": Prediction.town_resident,
+}
+# Monitoring groups ages as the client's report does (table 6): the age group's column stands for the age.
+AGE_GROUP_COLUMN = Prediction.subject_age_group
+
+
+def monitoring_column(field: str):
+    """The column a report groups a stop field by: the field's own column, the age group's for the age."""
+    return AGE_GROUP_COLUMN if field == "SubjectAge" else STOP_COLUMNS[field]

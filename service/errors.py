@@ -79,8 +79,7 @@ def _internal_error(exc: InternalError):
     if not code.startswith(TRANSIENT_SQLSTATE_CLASSES):
         return _unexpected(exc)
     # The session may keep the state that refused (a read-only default outlives the server's reset): never reuse it.
-    if hasattr(database.obj, "discard"):
-        database.obj.discard()
+    database.obj.discard()
     return _database_unavailable(exc)
 
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from functools import lru_cache
 
-from peewee import OperationalError, SqliteDatabase, __exception_wrapper__
+from peewee import OperationalError, __exception_wrapper__
 
-from models import Outcome, Prediction, database
+from models import AGE_GROUP_COLUMN, STOP_COLUMNS, Outcome, Prediction, database
 from pipeline.schema import age_group
 
 
@@ -70,38 +70,22 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def _write_transaction():
-    # SQLite: take the write lock at BEGIN, so a read-then-write never meets a lock-upgrade deadlock.
-    if isinstance(database.obj, SqliteDatabase):
-        return database.atomic("IMMEDIATE")
-    return database.atomic()
-
-
 def _prediction_row(observation_id: str, raw: dict, record: dict, digest: str, probability: float, model) -> dict:
-    return {
+    row = {
         "observation_id": observation_id,
         "observation": json.dumps(raw, separators=(",", ":"), ensure_ascii=False),
         "observation_digest": digest,
-        "department": record["Department Name"],
-        "location": record["InterventionLocationName"],
-        "intervention_at": record["InterventionDateTime"],
-        "intervention_reason_code": record["InterventionReasonCode"],
-        "statute_reason": record["StatuteReason"],
-        "officer_id": record["ReportingOfficerIdentificationID"],
-        "resident": record["ResidentIndicator"],
-        "town_resident": record["TownResidentIndicator"],
-        "search_authorization_code": record["SearchAuthorizationCode"],
-        "subject_race": record["SubjectRaceCode"],
-        "subject_ethnicity": record["SubjectEthnicityCode"],
-        "subject_sex": record["SubjectSexCode"],
-        "subject_age": record["SubjectAge"],
-        "subject_age_group": age_group(record["SubjectAge"]),
+    }
+    row.update({column.name: record[field] for field, column in STOP_COLUMNS.items()})
+    row.update({
+        AGE_GROUP_COLUMN.name: age_group(record["SubjectAge"]),
         "probability": probability,
         "should_search": probability >= model.threshold,
         "threshold": model.threshold,
         "model_version": model.version,
         "received_at": _utcnow(),
-    }
+    })
+    return row
 
 
 @lru_cache(maxsize=8)
@@ -168,9 +152,7 @@ def decide(observation_id: str, raw: dict, record: dict, model) -> Decision:
 
 def _locked_prediction(observation_id: str) -> Prediction:
     query = Prediction.select().where(Prediction.observation_id == observation_id)
-    if database.obj.for_update:  # Postgres; SQLite's IMMEDIATE transaction already serialises writers
-        query = query.for_update()
-    row = query.get_or_none()
+    row = database.obj.locking_rows(query).get_or_none()
     if row is None:
         raise UnknownObservation(f"no prediction was logged with observation id {observation_id!r}; "
                                  "send the observation to /should_search first",
@@ -180,7 +162,7 @@ def _locked_prediction(observation_id: str) -> Prediction:
 
 def record_outcome(observation_id: str, contraband_found: bool, correction_reason: str | None = None) -> Decision:
     """Append an outcome and make it current; a change needs ``correction_reason``, a repeat changes nothing."""
-    with _write_transaction():
+    with database.obj.write_transaction():
         row = _locked_prediction(observation_id)
         if row.contraband_found == contraband_found:
             return Decision.from_row(row)

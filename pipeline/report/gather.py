@@ -26,10 +26,7 @@ def _in_own_connection(deadline: float, function, *args):
         with long_statements(deadline=deadline):
             return function(*args)
     finally:
-        if hasattr(database.obj, "discard"):  # the service's pool
-            database.obj.discard()
-        else:
-            database.close()
+        database.obj.discard()
 
 
 def population_jobs(filters: ReportFilters, fields: list[str]) -> dict:

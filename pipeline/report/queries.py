@@ -6,55 +6,31 @@ with the number of groups, not with the size of the log.
 from __future__ import annotations
 
 import pandas as pd
-from peewee import SQL, Case, Cast, PostgresqlDatabase, fn
+from peewee import SQL, Case, fn
 
-from models import Outcome, Prediction, database
+from models import STOP_COLUMNS, Outcome, Prediction, database, monitoring_column
+from pipeline.evaluation.fairness import AGE_GROUP, ATTRIBUTES
 from pipeline.report.filters import ReportFilters
 
 ROC_BINS = 1000
 
-# Monitoring column for each field of the stop record (and the age group used by report table 6).
-POPULATION_COLUMNS = {
-    "Department Name": Prediction.department,
-    "InterventionLocationName": Prediction.location,
-    "InterventionReasonCode": Prediction.intervention_reason_code,
-    "ReportingOfficerIdentificationID": Prediction.officer_id,
-    "ResidentIndicator": Prediction.resident,
-    "SearchAuthorizationCode": Prediction.search_authorization_code,
-    "StatuteReason": Prediction.statute_reason,
-    "SubjectAge": Prediction.subject_age_group,
-    "SubjectEthnicityCode": Prediction.subject_ethnicity,
-    "SubjectRaceCode": Prediction.subject_race,
-    "SubjectSexCode": Prediction.subject_sex,
-    "TownResidentIndicator": Prediction.town_resident,
-}
-# Protected attribute name in the report -> its column; the age group stands for the age.
-PROTECTED_COLUMNS = {
-    "SubjectRaceCode": Prediction.subject_race,
-    "SubjectEthnicityCode": Prediction.subject_ethnicity,
-    "SubjectSexCode": Prediction.subject_sex,
-    "SubjectAgeGroup": Prediction.subject_age_group,
-}
-
+# Every field of the stop record but its time, by the column the report groups it by (models' one map).
+POPULATION_COLUMNS = {field: monitoring_column(field) for field in sorted(STOP_COLUMNS)
+                      if field != "InterventionDateTime"}
+# Protected attribute name in the report (pipeline.evaluation.fairness) -> its column; the age group for the age.
+PROTECTED_COLUMNS = {attribute: monitoring_column("SubjectAge" if attribute == AGE_GROUP else attribute)
+                     for attribute in ATTRIBUTES}
 
 # Table 6 fields are counted inside the scans the report makes anyway, a few low-cardinality fields per scan (a few
 # hundred to a few thousand groups), so the whole report costs a handful of passes over the log, not one per field.
-PROFILE_COLUMNS = {  # with the decision and outcome: the decision table and the protected fields
-    "SearchAuthorizationCode": Prediction.search_authorization_code,
-    "SubjectRaceCode": Prediction.subject_race,
-    "SubjectEthnicityCode": Prediction.subject_ethnicity,
-    "SubjectSexCode": Prediction.subject_sex,
-    "SubjectAge": Prediction.subject_age_group,
-}
-VOLUME_COLUMNS = {  # with the day and model version: volume and label coverage
-    "InterventionReasonCode": Prediction.intervention_reason_code,
-    "ResidentIndicator": Prediction.resident,
-    "TownResidentIndicator": Prediction.town_resident,
-}
-TEXT_COLUMNS = {  # tens to hundreds of values each, but few combinations, as a town's stops cite few statutes
-    "StatuteReason": Prediction.statute_reason,
-    "InterventionLocationName": Prediction.location,
-}
+# Department and officer (thousands of values) get a query each (pipeline.report.gather).
+PROFILE_FIELDS = ("SearchAuthorizationCode", "SubjectRaceCode", "SubjectEthnicityCode", "SubjectSexCode",
+                  "SubjectAge")  # with the decision and outcome: the decision table and the protected fields
+VOLUME_FIELDS = ("InterventionReasonCode", "ResidentIndicator", "TownResidentIndicator")  # with day and version
+TEXT_FIELDS = ("StatuteReason", "InterventionLocationName")  # many values, but few combinations per town
+PROFILE_COLUMNS = {field: POPULATION_COLUMNS[field] for field in PROFILE_FIELDS}
+VOLUME_COLUMNS = {field: POPULATION_COLUMNS[field] for field in VOLUME_FIELDS}
+TEXT_COLUMNS = {field: POPULATION_COLUMNS[field] for field in TEXT_FIELDS}
 ROWS = fn.COUNT(SQL("*"))
 
 
@@ -95,11 +71,7 @@ def profile_counts(filters: ReportFilters) -> pd.DataFrame:
 
 
 def _probability_bin(bins: int):
-    scaled = Prediction.probability * float(bins)
-    # Probabilities are >= 0, so truncation is floor; Postgres rounds on CAST, SQLite truncates.
-    if isinstance(database.obj, PostgresqlDatabase):
-        return Cast(fn.FLOOR(scaled), "INTEGER")
-    return Cast(scaled, "INTEGER")
+    return database.obj.floor_integer(Prediction.probability * float(bins))
 
 
 def probability_bins(filters: ReportFilters, bins: int = ROC_BINS) -> pd.DataFrame:
