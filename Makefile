@@ -1,5 +1,6 @@
 # make run: set up .venv and serve on $PORT (default 5000) with the embedded SQLite and the committed model.
 # make test: set up .venv with the dev tools and run the whole suite on SQLite and on Postgres at TEST_POSTGRES_URL.
+# make test-fast: the quick loop while editing (SQLite only, no slow tests); make lint: ruff, as CI runs it.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -15,10 +16,10 @@ DEV_KEY := $(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -
 RUNTIME_STAMP := $(VENV)/.installed-runtime-$(REQ_KEY)
 DEV_STAMP := $(VENV)/.installed-dev-$(DEV_KEY)
 
-.PHONY: help run migrate test bench
+.PHONY: help run migrate test test-fast lint bench
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "need Python 3.11 (see .python-version): set PYTHON=/path/to/python3.11")'
@@ -44,6 +45,12 @@ run: migrate  ## serve on PORT (default 5000) with gunicorn.conf.py; no API keys
 
 test: $(DEV_STAMP)  ## the whole suite, SQLite and Postgres (TEST_POSTGRES_URL)
 	$(VENV)/bin/python -m pytest
+
+test-fast: $(DEV_STAMP)  ## the quick loop: SQLite only, no slow tests (no gunicorn, subprocess or fuzz tests)
+	$(VENV)/bin/python -m pytest -m "not slow and not postgres" -q
+
+lint: $(DEV_STAMP)  ## ruff over the whole tree (settings in pyproject.toml)
+	$(VENV)/bin/python -m ruff check .
 
 bench: $(DEV_STAMP)  ## /should_search against a minimal Flask app, model and insert alone (Postgres at TEST_POSTGRES_URL; wrk)
 	$(VENV)/bin/python -m bench.speed run --postgres-url $(TEST_POSTGRES_URL)

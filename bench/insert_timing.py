@@ -77,7 +77,8 @@ def insert_variants_us(count: int = 2000, rounds: int = 4, without_disk_sync: bo
     times: dict[str, list[float]] = {name: [] for name in variants}
     cpu: dict[str, list[float]] = {name: [] for name in variants}
     database.connect(reuse_if_open=True)
-    if without_disk_sync and isinstance(database.obj, PostgresqlDatabase):  # this session only, to see the CPU and round-trip costs the disk sync otherwise hides
+    # This session only, to see the CPU and round-trip costs the disk sync otherwise hides.
+    if without_disk_sync and isinstance(database.obj, PostgresqlDatabase):
         database.execute_sql("SET synchronous_commit = off")
     for _ in range(rounds):
         for name, insert in variants.items():

@@ -9,11 +9,7 @@ import importlib.util
 import json
 import os
 import runpy
-import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,16 +21,11 @@ import psycopg2
 
 from migrations import apply_migrations
 from models import database_from_url
+from tests.gunicorn_process import GUNICORN_CONF, ROOT, SCRUBBED_ENV, GunicornProcess
 
-ROOT = Path(__file__).resolve().parent.parent
 DRY_RUN = ROOT / "tests" / "fixtures" / "dry_run.json"
-GUNICORN_CONF = ROOT / "gunicorn.conf.py"
-SERVICE_APP = "app:create_app()"
 MINIMAL_APP = "bench.service_minimal_app:create_app()"
 DEFAULT_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-# Settings the benchmark decides itself; any other auth or dyno variable in the caller's shell must not leak in.
-SCRUBBED_ENV = ("DYNO", "API_KEYS", "API_KEYS_REVOKED", "API_AUTH_DISABLED", "WEB_CONCURRENCY", "PORT",
-                "DATABASE_URL")
 
 
 def log(message: str) -> None:
@@ -128,49 +119,13 @@ def throwaway_postgres(admin_url: str, keep: bool = False):
         admin.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextlib.contextmanager
 def gunicorn(app_spec: str, database_url: str, settings: GunicornSettings, log_path: Path,
              api_key: ApiKey | None = None):
     """Serve app_spec with gunicorn.conf.py (plus settings' flags) on a free loopback port; yields the port."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
-    env.update(PORT=str(port), DATABASE_URL=database_url)
-    if api_key is not None:
-        env["API_KEYS"] = api_key.entry
-    # The access log stays on (into log_path): production writes it too, and both apps pay for it alike.
-    command = [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF), "--bind", f"127.0.0.1:{port}",
-               *settings.flags(), app_spec]
-    with open(log_path, "ab") as server_log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=server_log, stderr=server_log,
-                                   start_new_session=True)
-    try:
-        _wait_healthy(process, port, log_path)
-        yield port
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_healthy(process: subprocess.Popen, port: int, log_path: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}; its log:\n{log_path.read_text()[-3000:]}")
-        with contextlib.suppress(OSError, urllib.error.URLError):
-            if urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status == 200:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"gunicorn not healthy after {timeout:.0f} s; its log:\n{log_path.read_text()[-3000:]}")
+    env = {"API_KEYS": api_key.entry} if api_key is not None else {}
+    with GunicornProcess(database_url, log_path, env=env, flags=settings.flags(), app=app_spec) as server:
+        yield server.port
 
 
 def check_rows(database_url: str, ok_ids: list[str], cut_off_limit: int) -> tuple[bool, str]:

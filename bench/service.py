@@ -16,9 +16,19 @@ from pathlib import Path
 
 import psycopg2
 
-from bench.servers import (DEFAULT_POSTGRES_URL, MINIMAL_APP, SERVICE_APP, GunicornSettings, check_rows,
-                           dry_run_observations, gunicorn, log, officer_key, throwaway_postgres)
+from bench.servers import (
+    DEFAULT_POSTGRES_URL,
+    MINIMAL_APP,
+    GunicornSettings,
+    check_rows,
+    dry_run_observations,
+    gunicorn,
+    log,
+    officer_key,
+    throwaway_postgres,
+)
 from bench.service_load import LoadResult, run_python, run_wrk
+from tests.gunicorn_process import SERVICE_APP
 
 
 def drive(port: int, args, observations: list[str], prefix: str, work_dir: Path,

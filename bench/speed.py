@@ -20,11 +20,28 @@ from pathlib import Path
 
 import psycopg2
 
-from bench.servers import (DEFAULT_POSTGRES_URL, MINIMAL_APP, SERVICE_APP, GunicornSettings, check_rows,
-                           dry_run_observations, log, officer_key, throwaway_postgres)
+from bench.servers import (
+    DEFAULT_POSTGRES_URL,
+    MINIMAL_APP,
+    GunicornSettings,
+    check_rows,
+    dry_run_observations,
+    log,
+    officer_key,
+    throwaway_postgres,
+)
 from bench.speed_e2e import Load, Rounds, Server, median_round, serving
-from bench.speed_report import (RESULTS_DIR, TARGET_P99_MS_8, compare_lines, http_table, machine_facts, micro_table,
-                                study_table, write_result)
+from bench.speed_report import (
+    RESULTS_DIR,
+    TARGET_P99_MS_8,
+    compare_lines,
+    http_table,
+    machine_facts,
+    micro_table,
+    study_table,
+    write_result,
+)
+from tests.gunicorn_process import SERVICE_APP
 
 STUDY_SETTINGS = "sync:2,sync:3,sync:4,gthread:2:2,gthread:3:2,gthread:4:2,gthread:2:4,gthread:3:4,gthread:4:4"
 

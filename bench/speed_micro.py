@@ -20,8 +20,8 @@ import psycopg2
 from bench.insert_timing import insert_variants_us
 from bench.servers import dry_run_observations, log
 from models import Prediction, database, database_from_url
-from pipeline.scoring.artifact import load_artifact
 from pipeline.schema import validate_observation
+from pipeline.scoring.artifact import load_artifact
 from service import predictions
 
 

@@ -25,13 +25,17 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.scoring.artifact import load_artifact  # noqa: E402
-from pipeline.evaluation.summary import fairness_rows, quality  # noqa: E402
-from pipeline.loading import TRUTH_COLUMN, load_training_data, read_truth  # noqa: E402
 from pipeline.evaluation.metrics import roc_auc  # noqa: E402
-from pipeline.training.selection import time_split  # noqa: E402
+from pipeline.evaluation.summary import fairness_rows, quality  # noqa: E402
+from pipeline.loading import (  # noqa: E402
+    TRUTH_COLUMN,
+    load_training_data,
+    read_truth,
+    truth_path,  # noqa: E402
+)
 from pipeline.schema import TARGET, validate_observation  # noqa: E402
-from pipeline.loading import truth_path  # noqa: E402
+from pipeline.scoring.artifact import load_artifact  # noqa: E402
+from pipeline.training.selection import time_split  # noqa: E402
 
 FULL_ROWS = 2_473_643
 DRY_RUN = ROOT / "tests" / "fixtures" / "dry_run.json"
@@ -131,7 +135,8 @@ def main(argv=None) -> int:
     print(f"held-out precision: {p['value']:.4f} [{p['low']:.4f}, {p['high']:.4f}] (target >= 0.50)")
     print(f"held-out recall:    {r['value']:.4f} [{r['low']:.4f}, {r['high']:.4f}]")
     band = measured["auc_interval"]
-    print(f"held-out AUC {measured['auc']:.4f} [{band['low']:.4f}, {band['high']:.4f}]; Bayes AUC {bayes:.4f}; AUC / Bayes AUC {measured['auc'] / bayes:.4f}"
+    print(f"held-out AUC {measured['auc']:.4f} [{band['low']:.4f}, {band['high']:.4f}]; Bayes AUC {bayes:.4f}; "
+          f"AUC / Bayes AUC {measured['auc'] / bayes:.4f}"
           " (target >= 0.97)")
     print_real_check(artifact)
     print_fairness(test, scores, artifact.threshold)

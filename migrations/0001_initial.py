@@ -3,8 +3,17 @@
 The models below are a FROZEN copy of models/tables.py as of this migration (peewee's advice): later changes to the
 application models must arrive as new numbered migrations, never by editing this file.
 """
-from peewee import (AutoField, BooleanField, CharField, DateTimeField, DoubleField, ForeignKeyField, Model,
-                    SmallIntegerField, TextField)
+from peewee import (
+    AutoField,
+    BooleanField,
+    CharField,
+    DateTimeField,
+    DoubleField,
+    ForeignKeyField,
+    Model,
+    SmallIntegerField,
+    TextField,
+)
 
 
 class Prediction(Model):

@@ -62,7 +62,7 @@ def pending_migrations(db) -> list[str]:
 
 
 def apply_migrations(db) -> list[str]:
-    """Apply every pending migration in order, each in its own transaction; returns the names applied (safe to rerun)."""
+    """Apply every pending migration in order, each in its own transaction; the names applied (safe to rerun)."""
     db = _real(db)
     with _connected(db), db.migration_lock():
         return _runner(db).up()

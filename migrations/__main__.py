@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from migrations import COMMAND, HISTORY_TABLE, apply_migrations, applied_migrations, migration_names
+from migrations import COMMAND, HISTORY_TABLE, applied_migrations, apply_migrations, migration_names
 from models import DEFAULT_SQLITE_URL, database_from_url, resolve_database_url
 
 

@@ -21,7 +21,7 @@ class Dialect:
 
 
 class SqliteDialect(Dialect):
-    """What SQLite does differently: callers ask the database (``database.obj.write_transaction()``), never its class."""
+    """What SQLite does differently: callers ask the database (``database.obj.write_transaction()``)."""
 
     def write_transaction(self):
         """A write transaction that takes the write lock at BEGIN, so a read-then-write never meets a lock-upgrade

@@ -1,6 +1,15 @@
 """The request log (one row per accepted observation) and the append-only outcome history."""
-from peewee import (AutoField, BooleanField, CharField, DateTimeField, DoubleField, ForeignKeyField, Model,
-                    SmallIntegerField, TextField)
+from peewee import (
+    AutoField,
+    BooleanField,
+    CharField,
+    DateTimeField,
+    DoubleField,
+    ForeignKeyField,
+    Model,
+    SmallIntegerField,
+    TextField,
+)
 
 from models.database import database
 

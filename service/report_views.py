@@ -5,8 +5,15 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from pipeline.report import (FilterError, build_report, filter_choices, filter_form, parse_parameters, render_page,
-                             report_deadline)
+from pipeline.report import (
+    FilterError,
+    build_report,
+    filter_choices,
+    filter_form,
+    parse_parameters,
+    render_page,
+    report_deadline,
+)
 from service.errors import ApiError
 
 report_blueprint = Blueprint("report", __name__)

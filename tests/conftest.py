@@ -23,6 +23,9 @@ Reusable by every test module:
   test client sending ``api_keys[name]`` (None: no Authorization header); ``live_headers``: the admin header.
 The key and gunicorn fixtures live in tests/fixtures_auth.py, loaded as a plugin.
 
+Markers: ``slow`` (a real gunicorn, a command run as a subprocess, fuzzing: ``make test-fast`` leaves them out),
+added here to every test that uses ``live_server`` and written on the others; ``postgres`` on every Postgres case.
+
 Postgres comes from TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test). When it is
 unreachable its tests are skipped, except under CI=true, where they fail.
 """
@@ -49,13 +52,21 @@ POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
+def pytest_collection_modifyitems(items):
+    """Mark as slow every test that starts a real server or a subprocess (see the module docstring)."""
+    for item in items:
+        if "live_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> str:
     """TEST_POSTGRES_URL once it answers; skips when it does not, unless CI is set."""
     try:
         psycopg2.connect(POSTGRES_URL, connect_timeout=5).close()
     except psycopg2.OperationalError as error:
-        reason = f"PostgreSQL at {POSTGRES_URL} is unreachable ({str(error).strip()}); start it or set TEST_POSTGRES_URL"
+        reason = (f"PostgreSQL at {POSTGRES_URL} is unreachable ({str(error).strip()}); "
+                  "start it or set TEST_POSTGRES_URL")
         if os.environ.get("CI"):
             pytest.fail(f"CI is set, so Postgres tests must run: {reason}")
         pytest.skip(reason)

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
-import signal
-import subprocess
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import requests
 
-from tests.pg_cluster import free_port
+from tests.gunicorn_process import GunicornProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 3
-EXIT_WAIT_S = 30.0  # how long terminate() waits for the master before giving up (the test's bound is lower)
 
 
 @dataclass
@@ -112,47 +107,6 @@ class Load:
         return None
 
 
-class Gunicorn:
-    """gunicorn.conf.py with 2 workers on a free port, in its own session so teardown can kill the whole group."""
-
-    def __init__(self, database_url: str, auth_env: dict, log_path: Path):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        env = {k: v for k, v in os.environ.items() if k not in ("DYNO", "API_KEYS", "API_AUTH_DISABLED")}
-        env.update(auth_env, DATABASE_URL=database_url, PORT=str(self.port), WEB_CONCURRENCY="2")
-        with open(log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [str(ROOT / ".venv" / "bin" / "gunicorn"), "--config", "gunicorn.conf.py", "--bind",
-                 f"127.0.0.1:{self.port}", "app:create_app()"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def wait_healthy(self, timeout: float = 60) -> None:
-        """Return once /health answers 200; fail with the log if gunicorn exits or never gets there."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"gunicorn exited early:\n{self.log_path.read_text()[-3000:]}"
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{self.base}/health", timeout=5).status_code == 200:
-                    return
-            time.sleep(0.2)
-        pytest.fail(f"gunicorn never became healthy:\n{self.log_path.read_text()[-3000:]}")
-
-    def workers(self) -> list[int]:
-        """Pids of the master's current children (its workers)."""
-        pid = self.process.pid
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-    def terminate(self) -> float:
-        """SIGTERM the master and return the seconds it took to exit (giving up after EXIT_WAIT_S)."""
-        start = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=EXIT_WAIT_S)
-        return time.monotonic() - start
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group if anything of it is still alive."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
+def gunicorn(database_url: str, auth_env: dict, log_path: Path) -> GunicornProcess:
+    """gunicorn.conf.py with 2 workers on a free port, started (not yet healthy), in its own process group."""
+    return GunicornProcess(database_url, log_path, env={**auth_env, "WEB_CONCURRENCY": "2"}).start()

@@ -1,18 +1,13 @@
 """Fixtures of API keys and of a real gunicorn: a pytest plugin of conftest.py, whose docstring lists them."""
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
-import requests
 from flask.testing import FlaskClient
 
 from service.keys import new_key
+from tests.gunicorn_process import GunicornProcess, ServerNotReady
 
 ROOT = Path(__file__).resolve().parent.parent
 # Two active keys per role where rotation matters, and one revoked officer key still listed.
@@ -76,12 +71,6 @@ def client_as(api_keys):
     return make
 
 
-def _free_port() -> int:
-    with contextlib.closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def live_headers(api_keys) -> dict[str, str]:
     """The Authorization header of the admin key, for requests to ``live_server``."""
@@ -89,38 +78,18 @@ def live_headers(api_keys) -> dict[str, str]:
 
 
 @pytest.fixture
-def live_server(migrated_database_url, tmp_path, api_key_settings):
+def live_server(migrated_database_url, tmp_path, api_key_settings, request):
     """A real gunicorn (gunicorn.conf.py, as the Procfile runs it) on a fresh migrated database; yields its URL."""
-    port = _free_port()
-    env = dict(os.environ, DATABASE_URL=migrated_database_url, PORT=str(port), WEB_CONCURRENCY="2",
-               MAX_CONTENT_LENGTH="8192", **api_key_settings)
-    log_path = tmp_path / "gunicorn.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [str(ROOT / ".venv" / "bin" / "gunicorn"), "--config", "gunicorn.conf.py", "--bind",
-             f"127.0.0.1:{port}", "app:create_app()"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    env = {"WEB_CONCURRENCY": "2", "MAX_CONTENT_LENGTH": "8192", **api_key_settings}
+    yield started_gunicorn(request, GunicornProcess(migrated_database_url, tmp_path / "gunicorn.log", env=env)).base
+
+
+def started_gunicorn(request, server: GunicornProcess) -> GunicornProcess:
+    """Start ``server`` and wait until it is healthy (else fail with its log); it is stopped at the test's end."""
+    request.addfinalizer(server.stop)
+    server.start()
     try:
-        _wait_healthy(url, process, log_path)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_healthy(url: str, process, log_path: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"gunicorn exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"gunicorn did not become healthy within {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
+        server.wait_healthy()
+    except ServerNotReady as error:
+        pytest.fail(str(error))
+    return server

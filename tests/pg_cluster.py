@@ -12,12 +12,13 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 import psycopg2
+
+from tests.gunicorn_process import free_port
 
 BIN_DIR = Path(os.environ.get("PG_BIN_DIR", "/usr/lib/postgresql/15/bin"))
 SERVER_USER = "postgres"
@@ -38,13 +39,6 @@ SETTINGS = {
 
 class ClusterError(RuntimeError):
     """The throwaway cluster could not be created, started or stopped; the message carries the server log tail."""
-
-
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    with contextlib.closing(socket.socket()) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class PostgresCluster:

@@ -11,8 +11,15 @@ import pytest
 import requests
 
 from models import Outcome, Prediction, database
-from pipeline.schema import (FIELDS, MAX_TEXT_LENGTH, OBSERVATION_FIELDS, WHITESPACE, ValidationError, age_group,
-                             validate_observation)
+from pipeline.schema import (
+    FIELDS,
+    MAX_TEXT_LENGTH,
+    OBSERVATION_FIELDS,
+    WHITESPACE,
+    ValidationError,
+    age_group,
+    validate_observation,
+)
 from service import create_app
 
 DECISION_KEYS = {"observation_id", "should_search", "probability", "model_version"}

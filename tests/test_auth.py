@@ -9,7 +9,7 @@ import pytest
 
 from service import ConfigError, create_app
 from service.auth import ADMIN_ONLY, PUBLIC, ROUTE_ROLES, roles_for
-from service.keys import ROLES, Keyring, KeyRejected, new_key
+from service.keys import ROLES, KeyRejected, Keyring, new_key
 
 ROOT = Path(__file__).resolve().parent.parent
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/nowhere"
@@ -223,6 +223,7 @@ def test_keyring_compares_the_whole_secret():
     assert rejected.value.code == "invalid_api_key"
 
 
+@pytest.mark.slow
 def test_key_cli_creates_a_key_the_service_accepts(artifact, monkeypatch, client_as, assert_error, tmp_path):
     """`python -m service.keys create` prints a key and its entry; an app configured with the entry accepts it."""
     assert subprocess.run([sys.executable, "-m", "service.keys", "--help"], cwd=ROOT, capture_output=True,

@@ -96,6 +96,7 @@ def test_model_is_loaded_from_model_dir_when_not_given(tmp_path):
     assert app.extensions[EXTENSION].model.version == card["version"]
 
 
+@pytest.mark.slow
 def test_dev_server_entry_point_reports_config_errors_without_traceback():
     """`python app.py` on a dyno without DATABASE_URL exits 2 with one readable line."""
     result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, capture_output=True, text=True, timeout=120,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import sys
 from importlib import metadata
@@ -88,9 +89,15 @@ def third_party_imports(path: Path) -> set[str]:
     return names - set(sys.stdlib_module_names) - local_names() - {"__future__"}
 
 
+@functools.lru_cache(maxsize=1)
+def _distributions_by_module() -> dict:
+    # Scanning every installed distribution's metadata costs ~0.1 s; once per run, not once per import.
+    return metadata.packages_distributions()
+
+
 def distributions_of(module: str) -> set[str]:
     """Installed distributions that provide an import name (psycopg2 -> psycopg2-binary, sklearn -> scikit-learn)."""
-    return {canonical(d) for d in metadata.packages_distributions().get(module, [])}
+    return {canonical(d) for d in _distributions_by_module().get(module, [])}
 
 
 def undeclared(entries: list[str], declared: set[str]) -> list[str]:

@@ -13,11 +13,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from pipeline.evaluation import plots
-from pipeline.scoring.artifact import save_artifact
 from pipeline.evaluation.cli import main
 from pipeline.evaluation.metrics import roc_curve_points
 from pipeline.evaluation.population import value_shares
 from pipeline.schema import OBSERVATION_FIELDS, SEARCHED, TARGET, TRAINING_COLUMNS, clean_frame
+from pipeline.scoring.artifact import save_artifact
 
 DRY_RUN = Path(__file__).parent / "fixtures" / "dry_run.json"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -3,8 +3,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.evaluation.fairness import (fairness_summary, fairness_table, gap_distribution, gap_histogram, group_counts,
-                               officer_counts)
+from pipeline.evaluation.fairness import (
+    fairness_summary,
+    fairness_table,
+    gap_distribution,
+    gap_histogram,
+    group_counts,
+    officer_counts,
+)
 from pipeline.evaluation.metrics import wilson_interval
 
 RACE, SEX = "SubjectRaceCode", "SubjectSexCode"

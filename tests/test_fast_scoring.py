@@ -13,15 +13,29 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.synthetic import generate as synthetic
-from pipeline.scoring.artifact import FAST_TOLERANCE, Artifact, ArtifactError, check_scorer, load_artifact, save_artifact
+from pipeline.schema import (
+    OBSERVATION_FIELDS,
+    TARGET,
+    ValidationError,
+    category_key,
+    clean_frame,
+    records_to_frame,
+    validate_observation,
+)
+from pipeline.scoring.artifact import (
+    FAST_TOLERANCE,
+    Artifact,
+    ArtifactError,
+    check_scorer,
+    load_artifact,
+    save_artifact,
+)
 from pipeline.scoring.fast_linear import FAST_LINEAR, SKLEARN, build_scorer, probe_records, worst_disagreement
 from pipeline.scoring.fast_trees import FAST_TREES
-from pipeline.transform.features import AGE_FIELD, DATETIME_FIELD
-from pipeline.training.selection import build_model
-from pipeline.schema import (OBSERVATION_FIELDS, TARGET, ValidationError, category_key, clean_frame,
-                             records_to_frame, validate_observation)
+from pipeline.synthetic import generate as synthetic
 from pipeline.training.cli import PROTECTED_CHOICES
+from pipeline.training.selection import build_model
+from pipeline.transform.features import AGE_FIELD, DATETIME_FIELD
 
 TRAIN_ROWS, TRAIN_SEED = 4000, 21
 HELD_OUT_ROWS, HELD_OUT_SEED = 3000, 22

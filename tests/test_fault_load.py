@@ -24,7 +24,8 @@ from migrations import apply_migrations
 from models import database_from_url
 from models.database import PING_AFTER_IDLE_S
 from service.keys import new_key
-from tests.fault_harness import CLIENTS, Call, Gunicorn, Load, post
+from tests.fault_harness import CLIENTS, Call, Load, gunicorn, post
+from tests.gunicorn_process import GunicornProcess
 from tests.pg_cluster import BIN_DIR, postgres_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -58,10 +59,10 @@ def fault_cluster():
 @pytest.fixture
 def gunicorn_factory(tmp_path):
     """Start gunicorns on demand (all logging to tmp_path/gunicorn.log); every one is killed at teardown."""
-    started: list[Gunicorn] = []
+    started: list[GunicornProcess] = []
 
-    def start(database_url: str, auth_env: dict) -> Gunicorn:
-        server = Gunicorn(database_url, auth_env, tmp_path / "gunicorn.log")
+    def start(database_url: str, auth_env: dict) -> GunicornProcess:
+        server = gunicorn(database_url, auth_env, tmp_path / "gunicorn.log")
         started.append(server)
         server.wait_healthy()
         return server
@@ -112,7 +113,7 @@ def _kind(call: Call, timeline: dict) -> str:
     return "unexpected"
 
 
-def _run_faults(cluster, server: Gunicorn, load: Load) -> tuple[dict, dict]:
+def _run_faults(cluster, server: GunicornProcess, load: Load) -> tuple[dict, dict]:
     """The schedule: crash Postgres under load, SIGKILL a worker, restart Postgres while idle, SIGTERM the master.
 
     Returns (timeline of monotonic instants, figures measured on the way).

@@ -9,9 +9,9 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
+from pipeline.schema import PROTECTED_FIELDS, clean_frame, records_to_frame, validate_observation
 from pipeline.transform.features import CategoryCodes, StopFeatures
 from pipeline.transform.linear_encoding import LinearEncoding
-from pipeline.schema import PROTECTED_FIELDS, clean_frame, records_to_frame, validate_observation
 
 DRY_RUN = Path(__file__).parent / "fixtures" / "dry_run.json"
 

@@ -24,6 +24,8 @@ from schemathesis.config import SchemathesisConfig
 from pipeline.report.filters import FilterError, parse_instant
 from pipeline.schema import WHITESPACE, text_problem
 
+pytestmark = pytest.mark.slow  # real servers and generated cases: minutes, not seconds
+
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
 SEED = 20261128
 TALLY: collections.Counter = collections.Counter()  # cases by status, over the whole module

@@ -6,9 +6,6 @@ import json
 import os
 import runpy
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,6 +14,10 @@ import pytest
 import requests
 
 from models import database, database_from_url
+from tests.fixtures_auth import started_gunicorn
+from tests.gunicorn_process import GunicornProcess
+
+pytestmark = pytest.mark.slow  # real servers and generated cases: minutes, not seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "gunicorn.conf.py"
@@ -24,42 +25,12 @@ WORKERS = 2
 HEROKU_WINDOW = 30  # seconds: Heroku's router timeout and its SIGTERM-to-SIGKILL grace period
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
-def server(migrated_database_url, tmp_path, request):
+def server(migrated_database_url, tmp_path, request, api_key_settings):
     """gunicorn serving app:create_app() on a free loopback port; killed in a finalizer whatever happens."""
-    port = _free_port()
-    log_path = tmp_path / "gunicorn.log"
-    env = {k: v for k, v in os.environ.items() if k != "DYNO"}
-    env.update(PORT=str(port), WEB_CONCURRENCY=str(WORKERS), DATABASE_URL=migrated_database_url)
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", str(CONFIG), "--bind", f"127.0.0.1:{port}",
-             "app:create_app()"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def kill():
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    request.addfinalizer(kill)
-    _wait_healthy(process, f"http://127.0.0.1:{port}", log_path)
-    return process, f"http://127.0.0.1:{port}", migrated_database_url, log_path
-
-
-def _wait_healthy(process, base: str, log_path: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"gunicorn exited early:\n{log_path.read_text()}"
-        with contextlib.suppress(requests.ConnectionError):
-            if requests.get(f"{base}/health", timeout=5).status_code == 200:
-                return
-        time.sleep(0.2)
-    pytest.fail(f"gunicorn never became healthy:\n{log_path.read_text()}")
+    env = {"WEB_CONCURRENCY": str(WORKERS), **api_key_settings}
+    started = started_gunicorn(request, GunicornProcess(migrated_database_url, tmp_path / "gunicorn.log", env=env))
+    return started.process, started.base, migrated_database_url, started.log_path
 
 
 def _rows(url: str) -> list[tuple]:

@@ -5,9 +5,20 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from pipeline.evaluation.metrics import (ThresholdError, auc_interval, classification_report_from_counts, confusion_counts,
-                              precision_verdict, roc_auc, roc_curve_points, roc_from_binned_counts, sac_counts,
-                              sac_table, select_threshold, wilson_interval)
+from pipeline.evaluation.metrics import (
+    ThresholdError,
+    auc_interval,
+    classification_report_from_counts,
+    confusion_counts,
+    precision_verdict,
+    roc_auc,
+    roc_curve_points,
+    roc_from_binned_counts,
+    sac_counts,
+    sac_table,
+    select_threshold,
+    wilson_interval,
+)
 
 Z95 = 1.959963984540054
 

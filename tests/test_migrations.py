@@ -120,6 +120,7 @@ def _cli(*args: str, **extra_env: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_cli_applies_then_reports_current(backend, fresh_url):
     """--status exits 1 while something is pending, the command applies it, and a rerun does nothing."""
@@ -135,6 +136,7 @@ def test_cli_applies_then_reports_current(backend, fresh_url):
     assert after.returncode == 0 and "[x] 0001_initial" in after.stdout
 
 
+@pytest.mark.slow
 def test_cli_explains_a_bad_url():
     """An unsupported scheme is a one-line error with exit status 2, not a traceback."""
     result = _cli("--database-url", "mysql://nobody@localhost/x")
@@ -142,12 +144,14 @@ def test_cli_explains_a_bad_url():
     assert "Traceback" not in result.stderr and "postgresql://" in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_refuses_the_sqlite_default_on_a_heroku_dyno():
     """A release phase without DATABASE_URL must fail, not migrate a throwaway file and report success."""
     result = _cli(DYNO="release.1")
     assert result.returncode == 2 and "DATABASE_URL" in result.stderr and "applied" not in result.stdout
 
 
+@pytest.mark.slow
 def test_cli_takes_database_url_from_the_environment(fresh_url):
     """Heroku's release phase passes the database only through DATABASE_URL."""
     url = fresh_url("sqlite")

@@ -5,8 +5,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.evaluation.population import (align_to_training, population_stability_index, population_table, psi_band, psi_by_field,
-                                 psi_noise_floor, unseen_rate, value_counts, value_shares)
+from pipeline.evaluation.population import (
+    align_to_training,
+    population_stability_index,
+    population_table,
+    psi_band,
+    psi_by_field,
+    psi_noise_floor,
+    unseen_rate,
+    value_counts,
+    value_shares,
+)
 
 
 def frame():

@@ -11,8 +11,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.schema import (AGE_GROUPS, FIELDS, OBSERVATION_FIELDS, SEARCHED, TARGET, TRAINING_COLUMNS, ValidationError,
-                             age_group, age_group_series, clean_frame, validate_observation)
+from pipeline.schema import (
+    AGE_GROUPS,
+    FIELDS,
+    OBSERVATION_FIELDS,
+    SEARCHED,
+    TARGET,
+    TRAINING_COLUMNS,
+    ValidationError,
+    age_group,
+    age_group_series,
+    clean_frame,
+    validate_observation,
+)
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

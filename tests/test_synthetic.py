@@ -14,10 +14,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from pipeline.synthetic import generate as synthetic
-
-from pipeline.synthetic import report as synthetic_report
 from pipeline.schema import CT_DATETIME_FORMAT, SEARCHED, TARGET, TRAINING_COLUMNS, clean_frame
+from pipeline.synthetic import generate as synthetic
+from pipeline.synthetic import report as synthetic_report
 from pipeline.synthetic.model import contraband_probability, sample_features
 from pipeline.synthetic.report import calibration_report
 from pipeline.synthetic.world import build_world
@@ -238,6 +237,7 @@ def test_departments_have_their_own_hit_rates_and_race_gaps():
     assert gap.std() > 0.03 and (np.abs(gap) > 0.05).sum() >= 20
 
 
+@pytest.mark.slow
 def test_cli_help_and_run(tmp_path, capsys):
     helped = subprocess.run([sys.executable, "-m", "pipeline.synthetic", "--help"], capture_output=True, text=True)
     assert helped.returncode == 0 and "--rows" in helped.stdout and "--seed" in helped.stdout
@@ -258,7 +258,8 @@ def test_calibration_report_puts_each_figure_beside_its_target(written, raw, tru
     assert values["search rate"] == f"{searched.mean():.2%}"
     assert values["exact duplicate rows"] == f"{raw.duplicated().mean():.2%}"
     assert "Bayes AUC among searched (truth)" in values
-    assert all(re.search(r"\[[RJIFS][^\]]*\]|\(T\d|choice|issue", target) for _, _, target in rows), "every target cites"
+    cites = r"\[[RJIFS][^\]]*\]|\(T\d|choice|issue"
+    assert all(re.search(cites, target) for _, _, target in rows), "every target cites"
     assert synthetic_report.main([str(written[2])]) == 0
     assert "search rate" in capsys.readouterr().out
     with pytest.raises(SystemExit):

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.scoring.artifact import load_artifact, read_card
 from pipeline.loading import load_training_data
-from pipeline.training.card_markdown import render
-from pipeline.training.selection import drift_margin, time_split
 from pipeline.schema import OBSERVATION_FIELDS, TRAINING_COLUMNS, clean_frame, records_to_frame, validate_observation
+from pipeline.scoring.artifact import load_artifact, read_card
 from pipeline.synthetic.generate import generate
+from pipeline.training.card_markdown import render
 from pipeline.training.cli import main
+from pipeline.training.selection import drift_margin, time_split
 
 DRY_RUN = Path(__file__).parent / "fixtures" / "dry_run.json"
 CARD_KEYS = {"version", "created_at", "synthetic", "notice", "threshold", "threshold_selection", "training_data",

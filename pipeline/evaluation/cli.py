@@ -20,18 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.evaluation import fairness
-
-from pipeline.evaluation import metrics
-
-from pipeline.evaluation import plots
-
-from pipeline.evaluation import population
-from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR, ArtifactError, load_artifact
-from pipeline.loading import TRUTH_COLUMN, TRUTH_NAMES, load_training_data, read_truth
+from pipeline.evaluation import fairness, metrics, plots, population
+from pipeline.loading import TRUTH_COLUMN, TRUTH_NAMES, load_training_data, read_truth, truth_path
 from pipeline.progress import Progress
 from pipeline.schema import OBSERVATION_FIELDS, TARGET
-from pipeline.loading import truth_path
+from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR, ArtifactError, load_artifact
 
 SCORE_BATCH = 200_000
 # Fields with too many values to read as a table or bars; their shift shows in the PSI and unseen-rate table.

@@ -4,7 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.evaluation.fairness import fairness_summary, fairness_table, gap_distribution, group_counts, officer_counts
+from pipeline.evaluation.fairness import (
+    fairness_summary,
+    fairness_table,
+    gap_distribution,
+    group_counts,
+    officer_counts,
+)
 from pipeline.evaluation.metrics import auc_interval, classification_report_from_counts, confusion_counts, roc_auc
 from pipeline.schema import TARGET
 

@@ -11,9 +11,9 @@ from peewee import DatabaseError
 
 from migrations import COMMAND, pending_migrations
 from models import DEFAULT_SQLITE_URL, database, database_from_url
-from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR, ArtifactError, read_card
 from pipeline.report import FilterError, build_report, parse_parameters, render_page
 from pipeline.report.filters import DEFAULT_MIN_DEPARTMENT, DEFAULT_MIN_GROUP
+from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR, ArtifactError, read_card
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -9,9 +9,8 @@ from models.database import long_statements, report_deadline
 from pipeline.report import queries
 from pipeline.report.fairness_section import fairness_section
 from pipeline.report.filters import FairnessParameters, ReportFilters
-from pipeline.report.performance import (decision_counts, performance_section, roc_section, sac_section,
-                                         volume_section)
 from pipeline.report.gather import running_queries
+from pipeline.report.performance import decision_counts, performance_section, roc_section, sac_section, volume_section
 from pipeline.report.population_section import population_fields, population_section
 
 REPORT_FORMAT = 1

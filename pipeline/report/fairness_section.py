@@ -4,7 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.evaluation.fairness import ATTRIBUTES, MISSING, fairness_summary, fairness_table, gap_distribution, gap_histogram
+from pipeline.evaluation.fairness import (
+    ATTRIBUTES,
+    MISSING,
+    fairness_summary,
+    fairness_table,
+    gap_distribution,
+    gap_histogram,
+)
 from pipeline.report.filters import FairnessParameters
 
 BASELINE_NOTE = ("Officers' baseline: every logged request is a stop the officer chose to search, so the officers' "

@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.evaluation.metrics import (classification_report_from_counts, precision_verdict, rate, roc_from_binned_counts,
-                              sac_table)
+from pipeline.evaluation.metrics import (
+    classification_report_from_counts,
+    precision_verdict,
+    rate,
+    roc_from_binned_counts,
+    sac_table,
+)
 
 RECALL_NOTE = ("Outcomes exist only where officers searched and an analyst reported the result, so every figure "
                "here is measured on searched stops. Recall is the share of contraband found among searched stops "

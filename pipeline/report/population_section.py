@@ -5,8 +5,15 @@ import math
 
 import pandas as pd
 
-from pipeline.evaluation.population import (MISSING, POPULATION_FIELDS, align_to_training, population_table, psi_by_field,
-                                 shares_from_counts, unseen_rate)
+from pipeline.evaluation.population import (
+    MISSING,
+    POPULATION_FIELDS,
+    align_to_training,
+    population_table,
+    psi_by_field,
+    shares_from_counts,
+    unseen_rate,
+)
 from pipeline.report import queries
 
 UNKNOWN_NOTE = ("Training population unknown: the active model's card has no \"population\" key, so production "

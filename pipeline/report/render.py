@@ -1,11 +1,9 @@
 """The report as one self-contained HTML page: the answers first, then tables 1, 4, 6 and figures 1, 3-4."""
 from __future__ import annotations
 
-from pipeline.report.htmlkit import (Raw, definition_list, element, figure, interval, number, percent, points,
-                                     table)
+from pipeline.report.htmlkit import Raw, definition_list, element, figure, interval, number, percent, points, table
 from pipeline.report.render_tables import fairness_html, population_html
 from pipeline.report.style import PAGE_STYLE
-
 
 DEFAULT_CLASS = {"yes": "bad", "for some codes": "unknown", "no": "good"}
 

@@ -15,8 +15,8 @@ import joblib
 import numpy as np
 import sklearn
 
-from pipeline.scoring.fast_linear import SKLEARN, build_scorer, probe_records, worst_disagreement
 from pipeline.schema import records_to_frame
+from pipeline.scoring.fast_linear import SKLEARN, build_scorer, probe_records, worst_disagreement
 
 PIPELINE_FILE = "model.joblib"
 CARD_FILE = "model_card.json"
@@ -142,4 +142,5 @@ def check_scorer(scorer, pipeline, directory) -> None:
                            for name, value in record.items())
         raise ArtifactError(
             f"the fast scorer of the model in {directory} differs from its sklearn pipeline by {difference:.3g} "
-            f"(more than {FAST_TOLERANCE:g}) on the record {fields}; the artifact or pipeline.scoring.fast_linear is wrong")
+            f"(more than {FAST_TOLERANCE:g}) on the record {fields}; the artifact or pipeline.scoring.fast_linear "
+            "is wrong")

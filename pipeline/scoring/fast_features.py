@@ -10,8 +10,8 @@ import math
 import struct
 from datetime import date
 
-from pipeline.transform.features import AGE_FIELD, BOOL_FIELDS, DATETIME_FIELD, TIME_FEATURES
 from pipeline.schema import category_key
+from pipeline.transform.features import AGE_FIELD, BOOL_FIELDS, DATETIME_FIELD, TIME_FEATURES
 
 NAN = float("nan")
 _FLOAT32 = struct.Struct("f")

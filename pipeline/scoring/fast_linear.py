@@ -16,11 +16,11 @@ import random
 from bisect import bisect_right
 from datetime import datetime, timedelta
 
+from pipeline.schema import EARLIEST_STOP, FIELDS, LATEST_STOP, MAX_AGE, MIN_AGE, records_to_frame
 from pipeline.scoring.fast_features import NAN, label_of, numeric_values, sigmoid
 from pipeline.scoring.fast_trees import build_tree_scorer
 from pipeline.transform.features import AGE_FIELD, BOOL_FIELDS, DATETIME_FIELD, RARE_CODE, StopFeatures
 from pipeline.transform.linear_encoding import AGE_EDGES, LinearEncoding
-from pipeline.schema import EARLIEST_STOP, FIELDS, LATEST_STOP, MAX_AGE, MIN_AGE, records_to_frame
 
 FAST_LINEAR = "fast-linear"
 SKLEARN = "sklearn"

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.synthetic import calibration as cal
-from pipeline.schema import CT_DATETIME_FORMAT, SEARCHED, TARGET, TRAINING_COLUMNS
-from pipeline.synthetic.model import N_DAYS, STATUTE_NAMES, draw_outcomes, sample_features, scaled_count
 from pipeline.loading import truth_path
+from pipeline.schema import CT_DATETIME_FORMAT, SEARCHED, TARGET, TRAINING_COLUMNS
+from pipeline.synthetic import calibration as cal
+from pipeline.synthetic.model import N_DAYS, STATUTE_NAMES, draw_outcomes, sample_features, scaled_count
 from pipeline.synthetic.sampling import grouped_choice
 from pipeline.synthetic.world import DEFAULT_WORLD_SEED, build_world
 

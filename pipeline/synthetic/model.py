@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.synthetic import calibration as cal
 from pipeline.schema import AGE_GROUP_EDGES, AGE_GROUPS
+from pipeline.synthetic import calibration as cal
 from pipeline.synthetic.sampling import grouped_choice
 
 N_DAYS = int((np.datetime64(cal.LAST_DAY) - np.datetime64(cal.FIRST_DAY)).astype(int)) + 1

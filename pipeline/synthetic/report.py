@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.loading import read_truth
+from pipeline.loading import read_truth, truth_path
 from pipeline.schema import CT_DATETIME_FORMAT, SEARCHED, TARGET
-from pipeline.loading import truth_path
 
 AGE_BANDS = [0, 18, 20, 23, 28, 35, 40, 61, 200]
 
@@ -55,7 +54,8 @@ def _population(frame, searched, hit):
         out += [(f"{column} shares", _shares(frame[column]), shares + " [J, R]"),
                 (f"{column} search rate", _rates(frame[column], searched), search),
                 (f"{column} hit rate, searched", _rates(frame[column], hit, searched), hits)]
-    for column, overall, among in (("ResidentIndicator", "86.1%", "91.3%"), ("TownResidentIndicator", "31.2%", "39.7%")):
+    for column, overall, among in (("ResidentIndicator", "86.1%", "91.3%"),
+                                   ("TownResidentIndicator", "31.2%", "39.7%")):
         flag = _flag(frame[column])
         out.append((f"{column} True, all / searched", f"{flag.mean():.1%} / {flag[searched].mean():.1%}",
                     f"{overall} / {among} [J, R]"))
@@ -75,7 +75,8 @@ def _age_and_time(frame, searched, hit):
                 sort=False), group[searched].value_counts(normalize=True, sort=False))),
              "Youth 1.3/1.7 Young Adult 47.9/73.3 Adult 35.5/21.2 Senior 15.3/3.7 (T6)"),
             ("age mean / sd / median / quartiles",
-             f"{age.mean():.1f} / {age.std():.1f} / {age.median():.0f} / {age.quantile(.25):.0f}, {age.quantile(.75):.0f}",
+             f"{age.mean():.1f} / {age.std():.1f} / {age.median():.0f} / "
+             f"{age.quantile(.25):.0f}, {age.quantile(.75):.0f}",
              "38.7 / 15.0 / 36 / 26, 50 [J]"),
             ("age min / max / rows under 16", f"{age.min():.0f} / {age.max():.0f} / {(age < 16).sum():,}",
              "1 / 99 / 1,177 of 2.47M [J]"),
@@ -83,7 +84,8 @@ def _age_and_time(frame, searched, hit):
              "18-19 ~50%, 22 ~40%, 27 ~33%, 35 ~26%, 40-60 ~22% [J plot]"),
             ("hit rate, searched, night (22-04h) / other", f"{hit[searched & night].mean():.1%} / "
              f"{hit[searched & ~night].mean():.1%}", "higher at night (choice)"),
-            ("hit rate, searched, 2018", f"{hit[searched & (when.dt.year == 2018).to_numpy()].mean():.1%}", "35.7% [F]"),
+            ("hit rate, searched, 2018", f"{hit[searched & (when.dt.year == 2018).to_numpy()].mean():.1%}",
+             "35.7% [F]"),
             ("date span", f"{when.min()} .. {when.max()}", "2013-10-01 00:00 .. 2018-05-16 02:02 [R]"),
             ("12:00:00 AM rows / next most frequent time", f"{times.get('12:00:00 AM', 0):,} / {times.iloc[1]:,}",
              ">10x (OPP via [J])")]

@@ -177,7 +177,8 @@ def _random_world(seed: int) -> dict:
         location_style=rng.choice(3, size=n, p=cal.DEPT_STYLE_SHARES),
         officer_keys=officer_keys, officer_ids=officer_ids, officer_search=officer_search,
         fragments=fragments, fragment_cum=fragment_cum,
-        search_dept=rng.normal(0, cal.DEPT_SEARCH_SD, n), search_dept_race=rng.normal(0, cal.DEPT_RACE_SEARCH_SD, (n, 4)),
+        search_dept=rng.normal(0, cal.DEPT_SEARCH_SD, n),
+        search_dept_race=rng.normal(0, cal.DEPT_RACE_SEARCH_SD, (n, 4)),
         hit_dept=rng.normal(0, cal.DEPT_HIT_SD, n), hit_dept_race=rng.normal(0, cal.DEPT_RACE_HIT_SD, (n, 4)),
         sac_dept=np.c_[rng.normal(0, cal.DEPT_SAC_SD, (n, 2)), np.zeros(n), rng.normal(0, cal.DEPT_SAC_SD, n)],
     )

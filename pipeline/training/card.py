@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.evaluation import population
-from pipeline.scoring.artifact import file_sha256
-from pipeline.schema import OBSERVATION_FIELDS, PROTECTED_FIELDS, SEARCHED, TARGET
 from pipeline.loading import truth_path
+from pipeline.schema import OBSERVATION_FIELDS, PROTECTED_FIELDS, SEARCHED, TARGET
+from pipeline.scoring.artifact import file_sha256
 
 PACKAGES = ("numpy", "pandas", "scikit-learn", "scipy", "joblib")
 # Fields whose value shares the card keeps for drift monitoring (the report's fields plus the location, a model

@@ -13,14 +13,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.scoring.artifact import save_artifact
+from pipeline.evaluation.metrics import ThresholdError, select_threshold
 from pipeline.evaluation.summary import fairness, fairness_comparison, quality
 from pipeline.loading import load_training_data
-from pipeline.evaluation.metrics import ThresholdError, select_threshold
-from pipeline.training.selection import FAMILIES, build_model, compare_families, describe, drift_margin, time_split
-from pipeline.schema import TARGET
-from pipeline.training.card import build_card
 from pipeline.progress import Progress
+from pipeline.schema import TARGET
+from pipeline.scoring.artifact import save_artifact
+from pipeline.training.card import build_card
+from pipeline.training.selection import FAMILIES, build_model, compare_families, describe, drift_margin, time_split
 
 DEFAULT_FAMILIES = ("hist_gradient_boosting", "logistic_regression", "random_forest")
 PROTECTED_CHOICES = {"none": (), "age": ("SubjectAge",),

@@ -13,10 +13,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import TimeSeriesSplit
 from sklearn.pipeline import Pipeline
 
-from pipeline.transform.features import AGE_FIELD, BOOL_FIELDS, StopFeatures
-from pipeline.transform.linear_encoding import LinearEncoding
 from pipeline.evaluation.metrics import roc_auc
 from pipeline.schema import TARGET
+from pipeline.transform.features import AGE_FIELD, BOOL_FIELDS, StopFeatures
+from pipeline.transform.linear_encoding import LinearEncoding
 
 DATETIME_FIELD = "InterventionDateTime"
 
