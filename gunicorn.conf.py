@@ -15,9 +15,10 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "sync"
 
 # The database bounds every request first: its limits and the outage timings they add up to are stated once, in
-# models/database.py ("The worst case of one write"). This is the backstop for what no database timeout sees (a frozen server whose kernel still ACKs, a stuck worker, every step of
-# a write stalling just under its own limit): the worker is recycled, its uncommitted transaction rolls back with its
-# connection, and it stays well under Heroku's 30 s router limit, so no client sees an H12.
+# models/database.py ("The worst case of one write"). This is the backstop for what no database timeout sees (a
+# frozen server whose kernel still ACKs, a stuck worker, every step of a write stalling just under its own limit):
+# the worker is recycled, its uncommitted transaction rolls back with its connection, and it stays well under
+# Heroku's 30 s router limit, so no client sees an H12.
 timeout = 15
 # On SIGTERM (Heroku: SIGKILL 30 s later) in-flight requests get 10 s, over twice the slowest outage answer
 # (models/database.py). The master's exit time is measured by tests/test_fault_load.py (master_exit_s in its

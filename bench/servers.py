@@ -1,6 +1,6 @@
 """What the HTTP benchmarks share: a throwaway Postgres database, gunicorn on loopback, the request bodies, the key.
 
-Used by bench/service.py (one comparison) and bench/speed.py (interleaved rounds, the gunicorn study).
+Used by bench/speed.py (interleaved rounds, the gunicorn study) and its parts.
 """
 from __future__ import annotations
 

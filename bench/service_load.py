@@ -1,4 +1,4 @@
-"""Load generators for bench/service.py: wrk (if installed) or a multi-process keep-alive Python client."""
+"""Load generators for bench/speed.py: wrk (if installed) or a multi-process keep-alive Python client."""
 from __future__ import annotations
 
 import http.client

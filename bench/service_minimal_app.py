@@ -1,4 +1,4 @@
-"""The baseline for bench/service.py: the smallest Flask JSON endpoint, served by gunicorn with the same settings."""
+"""The baseline for bench/speed.py: the smallest Flask JSON endpoint, served by gunicorn with the same settings."""
 from flask import Flask, request
 
 
