@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from peewee import DatabaseProxy, SqliteDatabase
+from peewee import DatabaseProxy
 
 from models import ModelStatusChange, ModelVersion
 from pipeline.scoring.artifact import (CARD_FILE, PIPELINE_FILE, Artifact, ArtifactError, artifact_from_bytes,
@@ -57,8 +57,8 @@ def using(database):
 
 
 def _write(real):
-    # SQLite: take the write lock at BEGIN, so two registry commands cannot interleave a read and a write.
-    return real.atomic("IMMEDIATE") if isinstance(real, SqliteDatabase) else real.atomic()
+    # The backend's write transaction (SQLite: the write lock at BEGIN), so two registry commands never interleave.
+    return real.write_transaction() if hasattr(real, "write_transaction") else real.atomic()
 
 
 def _utcnow() -> datetime:
