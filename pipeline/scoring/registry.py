@@ -21,7 +21,7 @@ from peewee import DatabaseProxy
 from models import ModelStatusChange, ModelVersion
 from pipeline.scoring.artifact import (CARD_FILE, PIPELINE_FILE, Artifact, ArtifactError, artifact_from_bytes,
                                       check_sklearn_version)
-from pipeline.scoring.signing import SignatureError, digest, signing_keys
+from pipeline.scoring.signing import SHIPPED_KEY_ID, SignatureError, digest, signing_keys
 
 log = logging.getLogger(__name__)
 TABLES = (ModelVersion, ModelStatusChange)
@@ -338,17 +338,26 @@ def set_shadow(database, version: str | None, by: str | None = None) -> str | No
     return previous.version if previous else None
 
 
-def resign(database, by: str | None = None) -> list[str]:
-    """Re-sign every version that verifies with any configured key using the first key (key rotation)."""
+def resign(database) -> tuple[list[str], dict[str, str]]:
+    """Re-sign with the first key every version that verifies with any configured key (key rotation).
+
+    Returns (versions re-signed, {version: why} for rows no configured key verifies: left as they are, and
+    refused wherever they are loaded, until they are deleted or re-imported).
+    """
     keys = signing_keys()
-    done = []
+    done, unverifiable = [], {}
     with using(database) as real, _write(real):
-        for row in ModelVersion.select().where(ModelVersion.signature_key_id != "shipped"):
-            stored = verified(_stored(row), keys)
+        for row in ModelVersion.select().where(ModelVersion.signature_key_id != SHIPPED_KEY_ID):
+            stored = _stored(row)
+            try:
+                verified(stored, keys)
+            except SignatureError as error:
+                unverifiable[stored.version] = str(error)
+                continue
             if stored.key_id == keys.signing_key_id:
                 continue
             key_id, signature = keys.sign(stored.version, stored.artifact, stored.card_text)
             ModelVersion.update(signature_key_id=key_id, signature=signature).where(
                 ModelVersion.id == row.id).execute()
             done.append(stored.version)
-    return done
+    return done, unverifiable

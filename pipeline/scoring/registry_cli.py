@@ -121,8 +121,11 @@ def _run(args, db) -> int:
     elif args.command == "export":
         print(registry.export_version(db, args.version, args.directory))
     elif args.command == "resign":
-        done = registry.resign(db)
+        done, unverifiable = registry.resign(db)
         print(f"re-signed {len(done)} version(s): {', '.join(done) or 'none needed'}")
+        for version, why in unverifiable.items():
+            print(f"NOT re-signed {version}: {why}", file=sys.stderr)
+        return 1 if unverifiable else 0
     return 0
 
 
