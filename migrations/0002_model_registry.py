@@ -10,8 +10,7 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from peewee import (SQL, AutoField, BlobField, BooleanField, CharField, DateTimeField, ForeignKeyField, Model,
-                    TextField)
+from peewee import SQL, AutoField, BlobField, BooleanField, CharField, DateTimeField, ForeignKeyField, Model, TextField
 
 SHIPPED = Path(__file__).resolve().parent.parent / "artifacts" / "default"
 

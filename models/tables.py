@@ -1,6 +1,17 @@
 """The request log (one row per accepted observation), the append-only outcome history, and the model registry."""
-from peewee import (SQL, AutoField, BlobField, BooleanField, CharField, DateTimeField, DoubleField, ForeignKeyField,
-                    Model, SmallIntegerField, TextField)
+from peewee import (
+    SQL,
+    AutoField,
+    BlobField,
+    BooleanField,
+    CharField,
+    DateTimeField,
+    DoubleField,
+    ForeignKeyField,
+    Model,
+    SmallIntegerField,
+    TextField,
+)
 
 from models.database import database
 

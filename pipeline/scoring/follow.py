@@ -19,8 +19,8 @@ import threading
 import weakref
 from collections.abc import Callable
 
-from pipeline.scoring.artifact import Artifact, ArtifactError
 from pipeline.scoring import registry
+from pipeline.scoring.artifact import Artifact, ArtifactError
 
 log = logging.getLogger(__name__)
 # A promotion reaches every worker within POLL_INTERVAL_S plus one load (~0.25 s for the shipped model): far

@@ -19,8 +19,14 @@ from pathlib import Path
 from peewee import DatabaseProxy
 
 from models import ModelStatusChange, ModelVersion
-from pipeline.scoring.artifact import (CARD_FILE, PIPELINE_FILE, Artifact, ArtifactError, artifact_from_bytes,
-                                      check_sklearn_version)
+from pipeline.scoring.artifact import (
+    CARD_FILE,
+    PIPELINE_FILE,
+    Artifact,
+    ArtifactError,
+    artifact_from_bytes,
+    check_sklearn_version,
+)
 from pipeline.scoring.signing import SHIPPED_KEY_ID, SignatureError, digest, signing_keys
 
 log = logging.getLogger(__name__)

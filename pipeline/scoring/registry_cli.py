@@ -5,10 +5,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from migrations import COMMAND as MIGRATE_COMMAND, pending_migrations
+from migrations import COMMAND as MIGRATE_COMMAND
+from migrations import pending_migrations
 from models import DEFAULT_SQLITE_URL, database_from_url, resolve_database_url
-from pipeline.scoring.artifact import ArtifactError
 from pipeline.scoring import registry
+from pipeline.scoring.artifact import ArtifactError
 from pipeline.scoring.signing import ENV_VAR, SignatureError, SigningConfigError, new_key_entry
 
 PROG = "python -m pipeline.registry"
