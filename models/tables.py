@@ -1,6 +1,8 @@
-"""The request log (one row per accepted observation) and the append-only outcome history."""
+"""The request log (one row per accepted observation), the append-only outcome history, and the model registry."""
 from peewee import (
+    SQL,
     AutoField,
+    BlobField,
     BooleanField,
     CharField,
     DateTimeField,
@@ -49,6 +51,10 @@ class Prediction(BaseModel):
     # The current outcome, kept equal to the newest Outcome row in the same transaction, so reports need no join.
     contraband_found = BooleanField(null=True)
     outcome_at = DateTimeField(null=True)
+    # The shadow model's answer to the same request (migration 0003); null when no version was in shadow.
+    shadow_version = CharField(max_length=100, null=True)
+    shadow_probability = DoubleField(null=True)
+    shadow_should_search = BooleanField(null=True)
 
 
 class Outcome(BaseModel):
@@ -62,7 +68,49 @@ class Outcome(BaseModel):
     received_at = DateTimeField()  # UTC
 
 
-TABLES = (Prediction, Outcome)
+STATUSES = ("candidate", "live", "shadow", "retired")
+
+
+class ModelVersion(BaseModel):
+    """One registered model: the signed artifact bytes and card, and its status (at most one live, one shadow)."""
+
+    id = AutoField()
+    version = CharField(max_length=100, unique=True)  # the card's "version"
+    status = CharField(max_length=16)  # one of STATUSES
+    artifact = BlobField()  # model.joblib, byte for byte
+    card = TextField()  # model_card.json, its exact text (the signature covers it)
+    sha256 = CharField(max_length=64)  # of ``artifact``
+    signature_key_id = CharField(max_length=32)  # a MODEL_SIGNING_KEYS id, or "shipped" (see pipeline.scoring.signing)
+    signature = CharField(max_length=64)  # hex HMAC-SHA256 of version, artifact and card
+    created_at = DateTimeField()  # UTC
+    created_by = CharField(max_length=200, null=True)
+    status_changed_at = DateTimeField()  # UTC
+    promoted_at = DateTimeField(null=True)  # the last time it became live
+    promoted_by = CharField(max_length=200, null=True)
+    promotion_reason = TextField(null=True)  # the reason given for a forced promotion
+
+
+# The database itself refuses a second live (or shadow) version, whatever the code does.
+ModelVersion.add_index(ModelVersion.index(ModelVersion.status, unique=True, name="model_version_one_live_one_shadow")
+                       .where(SQL("status IN ('live', 'shadow')")))
+
+
+class ModelStatusChange(BaseModel):
+    """The append-only history of status changes: who changed what, when and why; rollback reads it."""
+
+    id = AutoField()
+    model_version = ForeignKeyField(ModelVersion, backref="changes", on_delete="RESTRICT")
+    action = CharField(max_length=16)  # register, promote, rollback, shadow, unshadow, retire
+    from_status = CharField(max_length=16, null=True)
+    to_status = CharField(max_length=16)
+    replaced = CharField(max_length=100, null=True)  # the version that was live before, when this one became live
+    forced = BooleanField(default=False)
+    reason = TextField(null=True)
+    changed_by = CharField(max_length=200, null=True)
+    changed_at = DateTimeField(index=True)  # UTC
+
+
+TABLES = (Prediction, Outcome, ModelVersion, ModelStatusChange)
 
 # The one map from a stop-record field (pipeline.schema's names) to the Prediction column that logs it. The insert
 # row (service.predictions) and the report's column lists (pipeline.report.queries) are derived from it, so a new

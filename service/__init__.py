@@ -7,6 +7,7 @@ from flask import Flask, request
 
 from models import database, database_from_url
 from pipeline.scoring.artifact import Artifact, load_artifact
+from pipeline.scoring.follow import RegistryFollower, ServingModels
 from service import auth, request_log
 from service import health as health_checks
 from service.config import MAX_JSON_DEPTH, ConfigError, load_config
@@ -22,6 +23,7 @@ NO_DATABASE_ENDPOINTS = {"api.openapi", "api.health", None}  # None: unrouted UR
 
 def _open_connection():
     """peewee's Flask pattern: take a pooled connection for the request, refused while the schema is behind."""
+    current_state().models.ensure_following()
     if request.endpoint in NO_DATABASE_ENDPOINTS:
         return
     database.connect(reuse_if_open=True)
@@ -36,21 +38,38 @@ def _close_connection(exc):
         database.close()
 
 
-def create_app(config: dict | None = None, model: Artifact | None = None) -> Flask:
-    """Build the app from the environment (``config`` overrides it); ``model`` skips loading from MODEL_DIR.
+def _serving_models(settings: dict, model) -> ServingModels:
+    """A given model (or pair) as is; MODEL_DIR when set explicitly, pinned; else the registry's, followed."""
+    if isinstance(model, ServingModels):
+        return model
+    if model is not None:
+        return ServingModels(model)
+    if settings["MODEL_DIR_PINNED"]:
+        log.info("MODEL_DIR is set: serving %s only; registry promotions are not followed", settings["MODEL_DIR"])
+        return ServingModels(load_artifact(settings["MODEL_DIR"]))
+    follower = RegistryFollower(database, fallback=lambda: load_artifact(settings["MODEL_DIR"]))
+    follower.start_up()
+    return follower
 
-    Raises ConfigError or pipeline.scoring.artifact.ArtifactError, with a message saying what to fix, when a setting is
-    missing or the artifact does not fit the installed scikit-learn. Never creates tables.
+
+def create_app(config: dict | None = None, model: Artifact | ServingModels | None = None) -> Flask:
+    """Build the app from the environment (``config`` overrides it).
+
+    The models: ``model`` when given (an Artifact, or a ServingModels pair with a shadow); else MODEL_DIR when it is
+    set (pinned); else the model registry's live and shadow versions, followed while serving (falling back to the
+    committed default while the registry cannot be read). Raises ConfigError or pipeline.scoring.artifact.ArtifactError,
+    with a message saying what to fix, when a setting is missing or the artifact does not fit the installed
+    scikit-learn. Never creates tables.
     """
     settings = load_config(overrides=config)
     settings.setdefault("MAX_JSON_DEPTH", MAX_JSON_DEPTH)
-    model = model if model is not None else load_artifact(settings["MODEL_DIR"])
     database.initialize(database_from_url(settings["DATABASE_URL"], serving=True))
+    models = _serving_models(settings, model)
     # No static folder: the service serves no files, and Flask's default /static/<path> route would be one more
     # unauthenticated-by-default endpoint to reason about.
     app = Flask(__name__, static_folder=None)
     app.config.update(settings)
-    app.extensions[EXTENSION] = state = ServiceState(model=model, gate=health_checks.SchemaGate(database))
+    app.extensions[EXTENSION] = state = ServiceState(models=models, gate=health_checks.SchemaGate(database))
     # Order matters: the log's id and clock first, then the key check, so a refused request opens no connection.
     request_log.init_app(app)
     auth.init_app(app)
@@ -60,5 +79,7 @@ def create_app(config: dict | None = None, model: Artifact | None = None) -> Fla
     app.register_blueprint(api)
     app.register_blueprint(report_blueprint)
     health_checks.log_startup_state(state.gate)
-    log.info("serving model %s (threshold %.3f)", model.version, model.threshold)
+    live, shadow = models.current
+    log.info("serving model %s (threshold %.3f)%s", live.version, live.threshold,
+             f", shadow {shadow.version}" if shadow else "")
     return app

@@ -18,14 +18,16 @@ from pathlib import Path
 
 from models import DatabaseUrlError, resolve_database_url
 from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR
+from pipeline.scoring.signing import SigningConfigError, signing_keys
 from service.keys import KeyConfigError, Keyring
 
 DEFAULT_MAX_CONTENT_LENGTH = 32 * 1024  # a stop record is ~600 bytes; 32 KiB leaves room without inviting abuse
 MAX_JSON_DEPTH = 8  # the envelope needs 2 levels; deeper bodies are rejected before parsing
-SETTINGS = ("DATABASE_URL", "MODEL_DIR", "MAX_CONTENT_LENGTH", "API_KEYS", "API_KEYS_REVOKED", "API_AUTH_DISABLED")
+SETTINGS = ("DATABASE_URL", "MODEL_DIR", "MAX_CONTENT_LENGTH", "API_KEYS", "API_KEYS_REVOKED", "API_AUTH_DISABLED",
+            "MODEL_SIGNING_KEYS")
 # The one value that turns authentication off: a deliberate phrase, so a stray API_AUTH_DISABLED=1 cannot.
 AUTH_DISABLED_VALUE = "local-development"
-AUTH_SETTINGS = SETTINGS[3:]
+AUTH_SETTINGS = SETTINGS[3:6]
 CREATE_KEY_HELP = ("create a key with `python -m service.keys create --role admin` and add the printed entry to "
                    "API_KEYS (comma-separated)")
 
@@ -42,15 +44,21 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping | N
         url = resolve_database_url(overrides.pop("DATABASE_URL", None), environ)
     except DatabaseUrlError as error:
         raise ConfigError(str(error)) from None
-    model_dir = Path(overrides.pop("MODEL_DIR", None) or environ.get("MODEL_DIR") or DEFAULT_ARTIFACT_DIR)
+    pinned_dir = overrides.pop("MODEL_DIR", None) or environ.get("MODEL_DIR")
     limit = overrides.pop("MAX_CONTENT_LENGTH", None) or environ.get("MAX_CONTENT_LENGTH") or DEFAULT_MAX_CONTENT_LENGTH
-    config = {"DATABASE_URL": url, "MODEL_DIR": model_dir, "MAX_CONTENT_LENGTH": _positive_int(limit)}
+    # MODEL_DIR set: serve that artifact only. Unset: follow the registry (the committed default until it is read).
+    config = {"DATABASE_URL": url, "MODEL_DIR": Path(pinned_dir or DEFAULT_ARTIFACT_DIR),
+              "MODEL_DIR_PINNED": bool(pinned_dir), "MAX_CONTENT_LENGTH": _positive_int(limit)}
     # Overrides replace the three auth settings as a group, so a test's keys never mix with the shell's dev flag.
     source = overrides if any(name in overrides for name in AUTH_SETTINGS) else environ
     auth = {name: source.get(name) for name in AUTH_SETTINGS}
     for name in AUTH_SETTINGS:
         overrides.pop(name, None)
     config["API_KEYRING"] = _keyring(auth, on_dyno=bool(environ.get("DYNO")))
+    try:  # verified before any registry model is unpickled; required on a dyno (pipeline/scoring/signing.py)
+        signing_keys(environ)
+    except SigningConfigError as error:
+        raise ConfigError(str(error)) from None
     config.update(overrides)
     return config
 

@@ -192,8 +192,9 @@ def _schemas() -> dict:
         "Outcome": _object([*_DECISION, "contraband_found"], {**_DECISION, "contraband_found": {"type": "boolean"}}),
         "PredictRequest": _object(["id", "observation"], {
             "id": _id(allow_int=True), "observation": {"$ref": "#/components/schemas/Observation"}}),
-        "PredictResponse": _object(["ContrabandIndicator", "proba"], {
-            "ContrabandIndicator": {"type": "boolean"}, "proba": {"type": "number", "minimum": 0, "maximum": 1}}),
+        "PredictResponse": _object(["ContrabandIndicator", "proba", "model_version"], {
+            "ContrabandIndicator": {"type": "boolean"}, "proba": {"type": "number", "minimum": 0, "maximum": 1},
+            "model_version": {"type": "string", "description": "the registry version that decided"}}),
         "UpdateRequest": _object(["id", "true_class"], {
             "id": _id(allow_int=True),
             "true_class": {"oneOf": [{"type": "boolean"}, {"type": "integer", "enum": [0, 1]}]}}, _CORRECTION),
@@ -202,8 +203,10 @@ def _schemas() -> dict:
             "id": {"type": "string"}, "observation": {"$ref": "#/components/schemas/Observation"},
             "proba": {"type": "number"}, "ContrabandIndicator": {"type": "boolean"},
             "true_class": {"type": "integer", "enum": [0, 1]}, "model_version": {"type": "string"}}),
-        "Health": {"type": "object", "properties": {"status": {"type": "string"},
-                                                    "model_version": {"type": "string"}}},
+        "Health": {"type": "object", "properties": {
+            "status": {"type": "string"}, "model_version": {"type": "string", "description": "the live version"},
+            "shadow_version": {"type": "string", "nullable": True,
+                               "description": "the version scoring beside it, its answers only logged"}}},
     }
 
 

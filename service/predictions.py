@@ -70,7 +70,8 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def _prediction_row(observation_id: str, raw: dict, record: dict, digest: str, probability: float, model) -> dict:
+def _prediction_row(observation_id: str, raw: dict, record: dict, digest: str, probability: float, model,
+                    shadow=None) -> dict:
     row = {
         "observation_id": observation_id,
         "observation": json.dumps(raw, separators=(",", ":"), ensure_ascii=False),
@@ -84,8 +85,18 @@ def _prediction_row(observation_id: str, raw: dict, record: dict, digest: str, p
         "threshold": model.threshold,
         "model_version": model.version,
         "received_at": _utcnow(),
+        **_shadow_columns(record, shadow),
     })
     return row
+
+
+def _shadow_columns(record: dict, shadow) -> dict:
+    """The shadow version's answer (its fast path: ~5 us); all None without one, so the insert keeps one shape."""
+    if shadow is None:
+        return {"shadow_version": None, "shadow_probability": None, "shadow_should_search": None}
+    probability = shadow.predict_one(record)
+    return {"shadow_version": shadow.version, "shadow_probability": probability,
+            "shadow_should_search": probability >= shadow.threshold}
 
 
 @lru_cache(maxsize=8)
@@ -129,17 +140,18 @@ def _stored_answer(row: Prediction, digest: str) -> Decision:
     return Decision.from_row(row)
 
 
-def decide(observation_id: str, raw: dict, record: dict, model) -> Decision:
+def decide(observation_id: str, raw: dict, record: dict, model, shadow=None) -> Decision:
     """Score a validated record and log it, or return the stored answer when this id was seen with it before.
 
     The insert is one statement: a failure before its commit leaves no row and answers 503. A connection lost
     after the server committed but before the answer arrived is the one ambiguous case; the client's retry with
     the same id then lands on the conflict branch and gets the stored answer, so nothing is lost or doubled.
     The insert costs ~0.5 ms on Postgres (figures in ``_insert_statement``), within 2% of bare psycopg2.
+    ``shadow``, when given, scores the same record; its answer is stored on the row, never returned.
     """
     digest = observation_digest(record)
     probability = model.predict_one(record)
-    row = _prediction_row(observation_id, raw, record, digest, probability, model)
+    row = _prediction_row(observation_id, raw, record, digest, probability, model, shadow)
     if _insert_new(row):
         return Decision(observation_id, raw, row["should_search"], probability, model.version, None)
     # The id is taken (a retry, a concurrent twin, or a conflict). ON CONFLICT waited for the other writer's

@@ -1,4 +1,4 @@
-"""What every request of a running app shares: the model, loaded once, and the database's schema gate."""
+"""What every request of a running app shares: the models it answers with, and the database's schema gate."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from pipeline.scoring.artifact import Artifact
+from pipeline.scoring.follow import ServingModels
 from service import health as health_checks
 
 EXTENSION = "ctrp3"
@@ -13,14 +14,19 @@ EXTENSION = "ctrp3"
 
 @dataclass
 class ServiceState:
-    """The loaded model and the schema gate of the app's database."""
+    """The serving models (live and shadow, following the registry unless pinned) and the schema gate."""
 
-    model: Artifact
+    models: ServingModels
     gate: health_checks.SchemaGate
+
+    @property
+    def model(self) -> Artifact:
+        """The live model now (a request reads ``models.current`` once instead, to keep live and shadow paired)."""
+        return self.models.current[0]
 
     def health(self) -> dict[str, str]:
         """Problems by component; empty when healthy."""
-        return health_checks.check(self.model, self.gate)
+        return {**health_checks.check(self.model, self.gate), **self.models.problems()}
 
 
 def current_state() -> ServiceState:

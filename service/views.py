@@ -19,7 +19,8 @@ def _body():
 def _decide(id_key: str, allow_int: bool) -> predictions.Decision:
     observation_id, raw, record = observation_request(_body(), id_key, allow_int)
     request_log.note_observation_id(observation_id)
-    return predictions.decide(observation_id, raw, record, _state().model)
+    live, shadow = _state().models.current  # read once: this request's live and shadow stay a pair
+    return predictions.decide(observation_id, raw, record, live, shadow)
 
 
 def _record(id_key: str, outcome_key: str, allow_int: bool) -> predictions.Decision:
@@ -50,7 +51,8 @@ def search_result():
 def predict():
     """Capstone alias of /should_search."""
     decision = _decide("id", allow_int=True)
-    return {"ContrabandIndicator": decision.should_search, "proba": decision.probability}
+    return {"ContrabandIndicator": decision.should_search, "proba": decision.probability,
+            "model_version": decision.model_version}
 
 
 @api.post("/update")
@@ -69,7 +71,8 @@ def health():
     problems = state.health()
     if problems:
         return error_response(503, "unhealthy", "; ".join(f"{k}: {v}" for k, v in problems.items()), problems)
-    return {"status": "ok", "model_version": state.model.version}
+    live, shadow = state.models.current
+    return {"status": "ok", "model_version": live.version, "shadow_version": shadow.version if shadow else None}
 
 
 @api.get("/openapi.json")

@@ -105,7 +105,8 @@ def test_capstone_aliases_share_the_code_path(client, observation):
     main = client.post("/should_search", json={"observation_id": "m1", "observation": observation}).get_json()
     predicted = client.post("/predict", json={"id": 41, "observation": observation})
     assert predicted.status_code == 200
-    assert predicted.get_json() == {"ContrabandIndicator": main["should_search"], "proba": main["probability"]}
+    assert predicted.get_json() == {"ContrabandIndicator": main["should_search"], "proba": main["probability"],
+                                    "model_version": main["model_version"]}
     assert _stored("41").probability == main["probability"]
     updated = client.post("/update", json={"id": 41, "true_class": 1})
     assert updated.status_code == 200
@@ -127,7 +128,7 @@ def test_health_is_ok_when_migrated(client, artifact):
     """Model loaded, database answering, schema current -> 200."""
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "model_version": artifact.version}
+    assert response.get_json() == {"status": "ok", "model_version": artifact.version, "shadow_version": None}
 
 
 def test_unmigrated_database_refuses_to_serve_until_migrated(database_url, artifact, assert_error, caplog,
@@ -245,9 +246,10 @@ def test_contract_through_gunicorn(live_server, live_headers, observation, artif
     assert outcome.status_code == 200 and outcome.json() == {**decision.json(), "contraband_found": False}
     predicted = session.post(f"{live_server}/predict", json={"id": 9, "observation": observation}, timeout=30)
     assert predicted.json() == {"ContrabandIndicator": decision.json()["should_search"],
-                                "proba": decision.json()["probability"]}
+                                "proba": decision.json()["probability"],
+                                "model_version": decision.json()["model_version"]}
     assert session.post(f"{live_server}/update", json={"id": 9, "true_class": 1}, timeout=30).json()["true_class"] == 1
-    assert session.get(f"{live_server}/health", timeout=30).json() == {"status": "ok",
-                                                                       "model_version": artifact.version}
+    assert session.get(f"{live_server}/health", timeout=30).json() == {
+        "status": "ok", "model_version": artifact.version, "shadow_version": None}
     assert session.get(f"{live_server}/openapi.json", timeout=30).json()["openapi"].startswith("3.")
     assert log_counts() == {"prediction": 2, "outcome": 2}

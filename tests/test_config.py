@@ -12,6 +12,7 @@ import sklearn
 
 from models import DEFAULT_SQLITE_URL
 from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR, ArtifactError
+from pipeline.scoring.signing import new_key_entry
 from service import create_app
 from service.config import DEFAULT_MAX_CONTENT_LENGTH, ConfigError, load_config
 from service.state import EXTENSION
@@ -46,7 +47,17 @@ def test_heroku_dyno_without_database_url_is_refused(api_key_settings):
     """Dyno file systems are wiped, so the SQLite default is refused there with the fix in the message."""
     with pytest.raises(ConfigError, match="DATABASE_URL.*heroku addons:create heroku-postgresql"):
         load_config(environ={"DYNO": "web.1"})
-    assert load_config(environ={"DYNO": "web.1", "DATABASE_URL": "postgres://u@h/d", **api_key_settings})
+    assert load_config(environ={"DYNO": "web.1", "DATABASE_URL": "postgres://u@h/d", **api_key_settings,
+                                "MODEL_SIGNING_KEYS": new_key_entry("prod")})
+
+
+def test_heroku_dyno_without_model_signing_keys_is_refused(api_key_settings):
+    """A dyno verifies every model it loads with a configured key: no public development key there."""
+    with pytest.raises(ConfigError, match="MODEL_SIGNING_KEYS is not set on a Heroku dyno.*new-key"):
+        load_config(environ={"DYNO": "web.1", "DATABASE_URL": "postgres://u@h/d", **api_key_settings})
+    with pytest.raises(ConfigError, match="MODEL_SIGNING_KEYS entry 1 .key-1.: the secret must be 64-128 lowercase"):
+        load_config(environ={"DATABASE_URL": "postgres://u@h/d", **api_key_settings,
+                             "MODEL_SIGNING_KEYS": "key-1:abc"})
 
 
 @pytest.mark.parametrize("url", ["mysql://u@h/d", "sqlite://relative.db", "http://example.org"])

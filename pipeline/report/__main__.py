@@ -1,19 +1,24 @@
-"""``python -m pipeline.report``: write the monitoring report of a database as an HTML page or JSON, offline."""
+"""``python -m pipeline.report``: write the monitoring report of a database as an HTML page or JSON, offline; or,
+with ``--check``, exit non-zero naming each requirement that clearly breaks (pipeline/report/alarm.py)."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from peewee import DatabaseError
 
 from migrations import COMMAND, pending_migrations
 from models import DEFAULT_SQLITE_URL, database, database_from_url
-from pipeline.report import FilterError, build_report, parse_parameters, render_page
+from pipeline.report import FilterError, alarm, build_report, parse_parameters, render_page
 from pipeline.report.filters import DEFAULT_MIN_DEPARTMENT, DEFAULT_MIN_GROUP
+from pipeline.scoring import registry
 from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR, ArtifactError, read_card
+
+CHECK_DAYS = 28  # --check looks at the last four weeks of requests unless --since says otherwise
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -21,11 +26,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.report",
         description="Compute the production monitoring report (performance, table 4, ROC, fairness, population "
-                    "shift) from the service's request and outcome log.")
+                    "shift, live against shadow) from the service's request and outcome log. With --check (for "
+                    "Heroku Scheduler or cron): exit 1 naming each requirement that clearly breaks, else 0 with a "
+                    "one-line summary.")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL") or DEFAULT_SQLITE_URL,
                         help="postgresql://... or sqlite:///path (default: $DATABASE_URL, else the embedded SQLite)")
-    parser.add_argument("--out", required=True, type=Path,
-                        help="output file; its suffix chooses the format: .html (page with charts) or .json")
+    parser.add_argument("--out", type=Path,
+                        help="output file; its suffix chooses the format: .html (page with charts) or .json "
+                             "(required unless --check)")
+    parser.add_argument("--check", action="store_true",
+                        help="the alarm: exit 1 when precision's interval lies below 0.5, a department breaks the "
+                             "fairness rule clearly, the SAC=N share jumps, or the population drifts past PSI "
+                             f"{alarm.PSI_ALARM}; 0 otherwise. Covers the last {CHECK_DAYS} days unless --since")
     parser.add_argument("--since", help="first day or instant received, UTC (YYYY-MM-DD or ISO 8601)")
     parser.add_argument("--until", help="last day received, inclusive (YYYY-MM-DD), or an exclusive ISO instant")
     parser.add_argument("--department", help="only this department (exact name as logged)")
@@ -35,11 +47,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "(default %(default)s)")
     parser.add_argument("--min-group", type=int, default=DEFAULT_MIN_GROUP,
                         help="recommended searches with outcomes a group needs to be compared (default %(default)s)")
-    parser.add_argument("--artifact", type=Path, default=DEFAULT_ARTIFACT_DIR,
-                        help="directory of the active model, whose card gives the training population "
-                             "(default %(default)s)")
+    parser.add_argument("--artifact", type=Path,
+                        help="directory of the active model, whose card gives the training population (default: the "
+                             f"registry's live version, else {DEFAULT_ARTIFACT_DIR})")
     args = parser.parse_args(argv)
-    if args.out.suffix.lower() not in (".html", ".json"):
+    if args.out is None and not args.check:
+        parser.error("give --out FILE (.html or .json), or --check")
+    if args.check and args.since is None:
+        args.since = (datetime.now(timezone.utc) - timedelta(days=CHECK_DAYS)).strftime("%Y-%m-%dT%H:%M:%S")
+    if args.out is not None and args.out.suffix.lower() not in (".html", ".json"):
         parser.error(f"--out must end in .html or .json, not {args.out.name!r}")
     return args
 
@@ -49,6 +65,37 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _live_card(db) -> dict:
+    """The registry's live card (no unpickling), else the committed default's."""
+    try:
+        version = registry.live_version(db)
+        if version is not None:
+            return registry.version_detail(db, version)[1]
+    except DatabaseError:
+        pass
+    return read_card(DEFAULT_ARTIFACT_DIR)
+
+
+def _write(report: dict, out: Path) -> None:
+    if out.suffix.lower() == ".json":
+        out.write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
+    else:
+        print("drawing charts...", file=sys.stderr)
+        out.write_text(render_page(report), encoding="utf-8")
+    print(f"wrote {out} ({report['volume']['requests']} requests, {report['seconds']} s)", file=sys.stderr)
+
+
+def _check(report: dict) -> int:
+    verdicts = report["alarm"]
+    if verdicts["status"] != "breach":
+        print(alarm.summary_line(verdicts))
+        return 0
+    for name, verdict in verdicts["checks"].items():
+        if verdict["status"] == "breach":
+            print(f"BREACH {name}: {verdict['message']}")
+    return 1
+
+
 def main(argv=None) -> int:
     """Run the command; returns the exit status."""
     args = parse_args(argv)
@@ -56,7 +103,7 @@ def main(argv=None) -> int:
         filters, fairness = parse_parameters({"since": args.since, "until": args.until, "department": args.department,
                                               "model_version": args.model_version,
                                               "min_department": args.min_department, "min_group": args.min_group})
-        card = read_card(args.artifact)
+        card = read_card(args.artifact) if args.artifact else None
     except (FilterError, ArtifactError) as error:
         return _fail(str(error))
     database.initialize(database_from_url(args.database_url))
@@ -64,19 +111,16 @@ def main(argv=None) -> int:
         pending = pending_migrations(database.obj)
         if pending:
             return _fail(f"the database schema is behind ({', '.join(pending)} pending); run `{COMMAND}` first")
+        card = card or _live_card(database.obj)
         print("aggregating the log...", file=sys.stderr)
         report = build_report(filters, fairness, card)
     except DatabaseError as error:
         return _fail(f"cannot read the log at {args.database_url.split('@')[-1]}: {str(error).strip()}")
     finally:
         database.close()
-    if args.out.suffix.lower() == ".json":
-        args.out.write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
-    else:
-        print("drawing charts...", file=sys.stderr)
-        args.out.write_text(render_page(report), encoding="utf-8")
-    print(f"wrote {args.out} ({report['volume']['requests']} requests, {report['seconds']} s)", file=sys.stderr)
-    return 0
+    if args.out is not None:
+        _write(report, args.out)
+    return _check(report) if args.check else 0
 
 
 if __name__ == "__main__":

@@ -6,14 +6,15 @@ from datetime import datetime, timezone
 
 from models import Prediction
 from models.database import long_statements, report_deadline
-from pipeline.report import queries
+from pipeline.report import alarm, queries
 from pipeline.report.fairness_section import fairness_section
 from pipeline.report.filters import FairnessParameters, ReportFilters
 from pipeline.report.gather import running_queries
 from pipeline.report.performance import decision_counts, performance_section, roc_section, sac_section, volume_section
 from pipeline.report.population_section import population_fields, population_section
+from pipeline.report.shadow_section import shadow_section
 
-REPORT_FORMAT = 1
+REPORT_FORMAT = 2  # 2: the shadow section and the alarm's verdicts
 
 
 def _model(card: dict | None) -> dict:
@@ -59,6 +60,9 @@ def build_report(filters: ReportFilters | None = None, fairness: FairnessParamet
             "roc": roc_section(results["bins"], roc_bins),
             "fairness": fairness_part,
             "population": population_section(card, results),
+            "shadow": shadow_section(results["shadow_groups"], results["shadow_bins_live"],
+                                     results["shadow_bins_shadow"], fairness, roc_bins),
         }
+        report["alarm"] = alarm.checks(report, results["sac_by_day"])
     report["seconds"] = round(time.perf_counter() - started, 3)
     return report

@@ -58,6 +58,10 @@ def running_queries(filters: ReportFilters, roc_bins: int, population_fields: li
             "profile": (queries.profile_counts, filters),
             "bins": (queries.probability_bins, filters, roc_bins),
             "history": (queries.outcome_history, filters),
+            "shadow_groups": (queries.shadow_outcome_counts, filters),
+            "shadow_bins_live": (queries.shadow_probability_bins, filters, False, roc_bins),
+            "shadow_bins_shadow": (queries.shadow_probability_bins, filters, True, roc_bins),
+            "sac_by_day": (queries.sac_none_by_day, filters),
             **population_jobs(filters, population_fields)}
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="report-query") as pool:
         futures = {name: pool.submit(_in_own_connection, deadline, *job) for name, job in jobs.items()}

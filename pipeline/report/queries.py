@@ -111,6 +111,39 @@ def outcome_history(filters: ReportFilters) -> dict:
     return {"outcome_reports": int(reports or 0), "corrections": int(corrections or 0)}
 
 
+def shadow_outcome_counts(filters: ReportFilters) -> pd.DataFrame:
+    """Requests a shadow version also scored, per shadow version x department x protected groups x both decisions x
+    current outcome (None = no outcome yet): the live-against-shadow section's counts and fairness tables."""
+    columns = (Prediction.shadow_version, Prediction.department, *PROTECTED_COLUMNS.values(), Prediction.should_search,
+               Prediction.shadow_should_search, Prediction.contraband_found)
+    query = Prediction.select(*columns, ROWS).group_by(*columns)
+    query = _where(query, filters, Prediction.shadow_version.is_null(False))
+    names = ["shadow_version", "department", *PROTECTED_COLUMNS, "should_search", "shadow_should_search",
+             "contraband_found", "count"]
+    return _frame(query, names)
+
+
+def shadow_probability_bins(filters: ReportFilters, shadow: bool, bins: int = ROC_BINS) -> pd.DataFrame:
+    """Labelled shadow-scored requests per shadow version and probability bin of the live (or the shadow) model."""
+    probability = Prediction.shadow_probability if shadow else Prediction.probability
+    bin_ = database.obj.floor_integer(probability * float(bins))
+    query = (Prediction
+             .select(Prediction.shadow_version, bin_, _is_one(Prediction.contraband_found == True),  # noqa: E712
+                     _is_one(Prediction.contraband_found == False))  # noqa: E712
+             .group_by(Prediction.shadow_version, bin_))
+    query = _where(query, filters, Prediction.contraband_found.is_null(False), Prediction.shadow_version.is_null(False))
+    return _frame(query, ["shadow_version", "bin", "positives", "negatives"])
+
+
+def sac_none_by_day(filters: ReportFilters) -> pd.DataFrame:
+    """Requests per UTC day of receipt, and how many had SearchAuthorizationCode N (no suspicion stated)."""
+    day = fn.DATE(Prediction.received_at)
+    query = Prediction.select(day, ROWS, _is_one(Prediction.search_authorization_code == "N")).group_by(day)
+    frame = _frame(_where(query, filters), ["day", "requests", "sac_n"])
+    frame["day"] = frame["day"].map(lambda value: str(value)[:10]).astype(object)
+    return frame
+
+
 def distinct_values(column) -> list[str]:
     """Every value of an indexed column in the whole log, sorted, for the report's filter choices."""
     query = Prediction.select(column).distinct().order_by(column)
@@ -120,4 +153,4 @@ def distinct_values(column) -> list[str]:
 __all__ = ["ROC_BINS", "POPULATION_COLUMNS", "PROTECTED_COLUMNS", "PROFILE_COLUMNS", "VOLUME_COLUMNS",
            "TEXT_COLUMNS", "volume_counts",
            "profile_counts", "probability_bins", "group_outcome_counts", "value_counts", "distinct_values",
-           "outcome_history"]
+           "outcome_history", "shadow_outcome_counts", "shadow_probability_bins", "sac_none_by_day"]

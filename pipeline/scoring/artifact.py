@@ -5,6 +5,7 @@ The artifact is data, not code. It lives under ``artifacts/<name>/`` and is load
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import time
@@ -102,31 +103,45 @@ def load_artifact(directory: Path = DEFAULT_ARTIFACT_DIR) -> Artifact:
     """Load and check an artifact: same scikit-learn as at training, and the pipeline file the card describes."""
     directory = Path(directory)
     card = read_card(directory)
-    trained_with = card.get("packages", {}).get("scikit-learn")
-    if trained_with != sklearn.__version__:
-        raise ArtifactError(
-            f"the model in {directory} was pickled with scikit-learn {trained_with} but {sklearn.__version__} "
-            "is installed; install the version in requirements.txt or retrain with `python -m pipeline.train`")
+    check_sklearn_version(card, directory)
     path = directory / PIPELINE_FILE
     if not path.exists():
         raise ArtifactError(f"no pipeline file at {path}")
-    if file_sha256(path) != card.get("pipeline_sha256"):
-        raise ArtifactError(f"{path} does not match the sha256 in its model card; the artifact is damaged or mixed")
+    return artifact_from_bytes(path.read_bytes(), card, path)
+
+
+def check_sklearn_version(card: dict, origin) -> None:
+    """Refuse (before unpickling anything) a model pickled by another scikit-learn than the one installed."""
+    trained_with = card.get("packages", {}).get("scikit-learn")
+    if trained_with != sklearn.__version__:
+        raise ArtifactError(
+            f"the model in {origin} was pickled with scikit-learn {trained_with} but {sklearn.__version__} "
+            "is installed; install the version in requirements.txt or retrain with `python -m pipeline.train`")
+
+
+def artifact_from_bytes(data: bytes, card: dict, origin) -> Artifact:
+    """Unpickle checked pipeline bytes, build its fast scorer and check it; ``origin`` names the source in errors.
+
+    The caller has already trusted ``data`` (a file of the code, or a registry row whose signature verified).
+    """
+    check_sklearn_version(card, origin)
+    if hashlib.sha256(data).hexdigest() != card.get("pipeline_sha256"):
+        raise ArtifactError(f"{origin} does not match the sha256 in its model card; the artifact is damaged or mixed")
     try:
-        pipeline = joblib.load(path)
+        pipeline = joblib.load(io.BytesIO(data))
     except (ModuleNotFoundError, AttributeError) as error:  # a pickle names the module path of every class in it
         raise ArtifactError(
-            f"{path} names code this version of the project does not have ({error}); it was pickled by another "
+            f"{origin} names code this version of the project does not have ({error}); it was pickled by another "
             "version: retrain it with `python -m pipeline.train`") from error
     started = time.perf_counter()
     try:
         scorer = build_scorer(pipeline)
     except ValueError as error:  # a supported family whose parts disagree: refuse it rather than crash start-up
         raise ArtifactError(
-            f"the model in {directory} cannot be turned into its fast scorer: {error}; the pipeline file is not a "
+            f"the model in {origin} cannot be turned into its fast scorer: {error}; the pipeline file is not a "
             "consistent fitted pipeline, so retrain it with `python -m pipeline.train`") from error
     if scorer is not None:
-        check_scorer(scorer, pipeline, directory)
+        check_scorer(scorer, pipeline, origin)
     artifact = Artifact(pipeline=pipeline, card=card, scorer=scorer)
     log.info("model %s scores one record on the %s path (built and checked in %.0f ms)", artifact.version,
              artifact.scoring_path, (time.perf_counter() - started) * 1000)
