@@ -49,6 +49,7 @@ class Prediction(BaseModel):
     # The current outcome, kept equal to the newest Outcome row in the same transaction, so reports need no join.
     contraband_found = BooleanField(null=True)
     outcome_at = DateTimeField(null=True)
+    reasons = TextField(null=True)  # JSON of the answer's reasons (migration 0004); null before it or without them
 
 
 class Outcome(BaseModel):
