@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.transform.features import DATETIME_FIELD, TIME_FEATURES
 from pipeline.schema import records_to_frame
+from pipeline.transform.features import DATETIME_FIELD, TIME_FEATURES
 
 LINEAR, TREES = "linear", "trees"
 

@@ -16,12 +16,12 @@ import logging
 
 import numpy as np
 
+from pipeline.schema import FIELD_BY_NAME
+from pipeline.scoring.contributions import feature_field, tree_node_values
 from pipeline.scoring.fast_features import NAN, label_of, numeric_values, sigmoid
 from pipeline.scoring.fast_trees import tree_columns
-from pipeline.transform.features import AGE_FIELD, BOOL_FIELDS
-from pipeline.scoring.contributions import feature_field, tree_node_values
 from pipeline.scoring.sentences import DAYS, MISSING, MONTHS, OTHER, sentence
-from pipeline.schema import FIELD_BY_NAME
+from pipeline.transform.features import AGE_FIELD, BOOL_FIELDS
 
 TOP = 3  # reasons shown each way
 # Reasons are built once per (feature, value, effect) and copied per answer (a copy costs ~0.1 us, a sentence ~1.5):

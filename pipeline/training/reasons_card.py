@@ -15,11 +15,11 @@ from pathlib import Path
 
 import joblib
 
-from pipeline.scoring.artifact import CARD_FILE, PIPELINE_FILE, file_sha256, read_card
 from pipeline.loading import load_training_data
-from pipeline.training.selection import time_split
 from pipeline.progress import Progress
+from pipeline.scoring.artifact import CARD_FILE, PIPELINE_FILE, file_sha256, read_card
 from pipeline.scoring.contributions import training_reference
+from pipeline.training.selection import time_split
 
 
 def parse_args(argv=None) -> argparse.Namespace:
