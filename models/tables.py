@@ -55,6 +55,7 @@ class Prediction(BaseModel):
     shadow_version = CharField(max_length=100, null=True)
     shadow_probability = DoubleField(null=True)
     shadow_should_search = BooleanField(null=True)
+    reasons = TextField(null=True)  # JSON of the answer's reasons (migration 0004); null before it or without them
 
 
 class Outcome(BaseModel):

@@ -21,6 +21,7 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "api.predict": frozenset({"officer", "admin"}),
     "api.search_result": ANALYST,
     "api.update": ANALYST,
+    "api.decision": ANALYST,
     "report.report_json": ANALYST,
     "report.report_html": ANALYST,
 }

@@ -114,6 +114,30 @@ _CORRECTION = {"correction": {
                    "Every outcome is kept in the history."}}
 _DECISION = {"observation_id": {"type": "string"}, "should_search": {"type": "boolean"},
              "probability": {"type": "number", "minimum": 0, "maximum": 1}, "model_version": {"type": "string"}}
+_NUMBER = {"type": "number"}
+_REASON = _object(["field", "feature", "value", "effect", "sentence", "protected"], {
+    "field": {"type": "string", "enum": [f.name for f in FIELDS], "description": "the input field"},
+    "feature": {"type": "string", "description": "the model's feature from that field (the field itself, or "
+                                                 "hour, time_missing, day_of_week, month, year of the stop time)"},
+    "value": {"oneOf": [{"type": "string"}, _NUMBER, {"type": "boolean"}],
+              "description": "the value as the model saw it: a category normalised (an unseen one is 'other', none "
+                             "is 'missing'), a code as in the data dictionary, a time feature as read"},
+    "effect": {**_NUMBER, "description": "change in log-odds against the reference (the average training record)"},
+    "sentence": {"type": "string", "description": "the reason in words, from the data dictionary's code meanings"},
+    "protected": {"type": "boolean", "description": "true only for a model variant that uses a protected "
+                                                    "attribute; the sentence then says so"}})
+_REASONS = {**_object(["reference", "raising", "lowering"], {
+    "reference": _object(["log_odds", "probability", "description"], {
+        "log_odds": _NUMBER, "probability": {"type": "number", "minimum": 0, "maximum": 1},
+        "description": {"type": "string", "description": "what the reference is; the model card's `reasons` "
+                                                         "holds each feature's training average"}}),
+    "raising": {"type": "array", "maxItems": 3, "items": {"$ref": "#/components/schemas/Reason"},
+                "description": "up to three features that raised the probability, largest effect first"},
+    "lowering": {"type": "array", "maxItems": 3, "items": {"$ref": "#/components/schemas/Reason"},
+                 "description": "up to three features that lowered it, largest effect first"}}),
+    "nullable": True,
+    "description": "Why: reference.log_odds plus every feature's effect (all of them, not only the six shown) is "
+                   "the model's log-odds. Null for a model without a fast scoring form (random forest)."}
 _ERROR = _object(["status", "error", "message", "fields"], {
     "status": {"type": "integer"}, "error": {"type": "string", "description": "short machine-readable code"},
     "message": {"type": "string"},
@@ -187,6 +211,9 @@ def _schemas() -> dict:
         "ShouldSearchRequest": _object(["observation_id", "observation"], {
             "observation_id": _id(), "observation": {"$ref": "#/components/schemas/Observation"}}),
         "Decision": _object(list(_DECISION), _DECISION),
+        "Reason": _REASON, "Reasons": _REASONS,
+        "Answer": _object([*_DECISION, "reasons"], {**_DECISION, "reasons": {"$ref": "#/components/schemas/Reasons"}}),
+        "StoredDecision": _stored_decision(),
         "SearchResultRequest": _object(["observation_id", "contraband_found"], {
             "observation_id": _id(), "contraband_found": {"type": "boolean"}}, _CORRECTION),
         "Outcome": _object([*_DECISION, "contraband_found"], {**_DECISION, "contraband_found": {"type": "boolean"}}),
@@ -210,6 +237,35 @@ def _schemas() -> dict:
     }
 
 
+def _stored_decision() -> dict:
+    stamp = {"type": "string", "format": "date-time", "description": "UTC"}
+    history = _object(["contraband_found", "is_correction", "correction_reason", "received_at"], {
+        "contraband_found": {"type": "boolean"}, "is_correction": {"type": "boolean"},
+        "correction_reason": {"type": "string", "nullable": True}, "received_at": stamp})
+    return _object(["observation_id", "observation", "should_search", "probability", "threshold", "model_version",
+                    "received_at", "reasons", "outcome"], {
+        "observation_id": {"type": "string"}, "observation": {"$ref": "#/components/schemas/Observation"},
+        "should_search": {"type": "boolean"}, "probability": {"type": "number", "minimum": 0, "maximum": 1},
+        "threshold": {"type": "number", "minimum": 0, "maximum": 1}, "model_version": {"type": "string"},
+        "received_at": stamp, "reasons": {"$ref": "#/components/schemas/Reasons"},
+        "outcome": _object(["contraband_found", "recorded_at", "history"], {
+            "contraband_found": {"type": "boolean", "nullable": True, "description": "the current outcome"},
+            "recorded_at": {**stamp, "nullable": True},
+            "history": {"type": "array", "items": history, "description": "every outcome report, oldest first; "
+                                                                          "corrections follow what they correct"}})})
+
+
+def _decision_get() -> dict:
+    return {"get": _operation(_ANALYST, {
+        "summary": "One stored decision: observation, answer, model version, reasons and outcome history",
+        "parameters": [{"name": "observation_id", "in": "path", "required": True, "schema": _id(),
+                        "description": "the id the decision was logged under (percent-encoded)"}],
+        "responses": {"200": {"description": "OK", "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/StoredDecision"}}}}}}, {
+        "400": "The id is not a valid observation id (see `fields`).",
+        "404": "No decision was logged under this id.", **_DATABASE_ERROR})}
+
+
 def _paths() -> dict:
     """Every route with its operation: who may call it, what it takes, and every status it can answer."""
     conflict = {"422": "This observation id was already used for a different observation."}
@@ -217,8 +273,9 @@ def _paths() -> dict:
                "409": "A different outcome is recorded; resend with `correction` to change it."}
     officer = ("officer", "admin")
     return {
-        "/should_search": _post("Should this stopped vehicle be searched?", officer, "ShouldSearchRequest",
-                                "Decision", conflict),
+        "/should_search": _post("Should this stopped vehicle be searched, and why?", officer,
+                                "ShouldSearchRequest", "Answer", conflict),
+        "/decisions/{observation_id}": _decision_get(),
         "/search_result": _post("Record whether a search found contraband", _ANALYST, "SearchResultRequest",
                                 "Outcome", outcome),
         "/predict": _post("Capstone alias of /should_search", officer, "PredictRequest", "PredictResponse",
@@ -247,4 +304,4 @@ def openapi_spec() -> dict:
             "components": {"schemas": _schemas(), "securitySchemes": {"bearerKey": {
                 "type": "http", "scheme": "bearer", "bearerFormat": "<key_id>.<secret>",
                 "description": "An API key; roles: officer (/should_search, /predict), analyst (/search_result, "
-                               "/update, the report), admin (everything)."}}}}
+                               "/update, /decisions/{id}, the report), admin (everything)."}}}}

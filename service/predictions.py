@@ -46,12 +46,14 @@ class Decision:
     probability: float
     model_version: str
     contraband_found: bool | None
+    reasons: dict | None = None
 
     @classmethod
     def from_row(cls, row: Prediction) -> "Decision":
         """The decision as stored, so that retries get byte-identical answers."""
         return cls(row.observation_id, json.loads(row.observation), bool(row.should_search),
-                   float(row.probability), row.model_version, row.contraband_found)
+                   float(row.probability), row.model_version, row.contraband_found,
+                   None if row.reasons is None else json.loads(row.reasons))
 
 
 def _jsonable(value):
@@ -71,7 +73,7 @@ def _utcnow() -> datetime:
 
 
 def _prediction_row(observation_id: str, raw: dict, record: dict, digest: str, probability: float, model,
-                    shadow=None) -> dict:
+                    shadow=None, reasons: dict | None = None) -> dict:
     row = {
         "observation_id": observation_id,
         "observation": json.dumps(raw, separators=(",", ":"), ensure_ascii=False),
@@ -86,6 +88,7 @@ def _prediction_row(observation_id: str, raw: dict, record: dict, digest: str, p
         "model_version": model.version,
         "received_at": _utcnow(),
         **_shadow_columns(record, shadow),
+        "reasons": None if reasons is None else json.dumps(reasons, separators=(",", ":"), ensure_ascii=False),
     })
     return row
 
@@ -151,9 +154,10 @@ def decide(observation_id: str, raw: dict, record: dict, model, shadow=None) -> 
     """
     digest = observation_digest(record)
     probability = model.predict_one(record)
-    row = _prediction_row(observation_id, raw, record, digest, probability, model, shadow)
+    reasons = model.reasons(record)
+    row = _prediction_row(observation_id, raw, record, digest, probability, model, shadow, reasons)
     if _insert_new(row):
-        return Decision(observation_id, raw, row["should_search"], probability, model.version, None)
+        return Decision(observation_id, raw, row["should_search"], probability, model.version, None, reasons)
     # The id is taken (a retry, a concurrent twin, or a conflict). ON CONFLICT waited for the other writer's
     # commit, so the row is visible now.
     existing = Prediction.get_or_none(Prediction.observation_id == observation_id)
@@ -191,3 +195,28 @@ def record_outcome(observation_id: str, contraband_found: bool, correction_reaso
             Prediction.id == row.id).execute()
         row.contraband_found, row.outcome_at = contraband_found, now
     return Decision.from_row(row)
+
+
+def _stamp(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat() + "Z"  # stored as naive UTC
+
+
+def stored_decision(observation_id: str) -> dict:
+    """One logged decision as stored: observation, answer, model version, reasons, and the outcome's history.
+
+    Read-only: one SELECT of the row and one of its outcomes, oldest first (corrections follow what they correct).
+    """
+    row = Prediction.get_or_none(Prediction.observation_id == observation_id)
+    if row is None:
+        raise UnknownObservation(f"no decision was logged with observation id {observation_id!r}",
+                                 {"observation_id": "unknown"})
+    history = [{"contraband_found": outcome.contraband_found, "is_correction": outcome.is_correction,
+                "correction_reason": outcome.correction_reason, "received_at": _stamp(outcome.received_at)}
+               for outcome in row.outcomes.order_by(Outcome.received_at, Outcome.id)]
+    decision = Decision.from_row(row)
+    return {"observation_id": decision.observation_id, "observation": decision.observation,
+            "should_search": decision.should_search, "probability": decision.probability,
+            "threshold": float(row.threshold), "model_version": decision.model_version,
+            "received_at": _stamp(row.received_at), "reasons": decision.reasons,
+            "outcome": {"contraband_found": row.contraband_found, "recorded_at": _stamp(row.outcome_at),
+                        "history": history}}

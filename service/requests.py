@@ -198,3 +198,11 @@ def outcome_request(body, id_key: str = "observation_id", outcome_key: str = "co
     reason = envelope.correction_reason()
     envelope.done()
     return observation_id, outcome, reason
+
+
+def path_observation_id(value: str) -> str:
+    """An observation id taken from a URL path, held to the same rules as in a request body (400 otherwise)."""
+    envelope = _Envelope({"observation_id": value}, ("observation_id",))
+    observation_id = envelope.observation_id("observation_id")
+    envelope.done()
+    return observation_id

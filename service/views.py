@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, request
 from service import predictions, request_log
 from service.errors import error_response
 from service.openapi import openapi_spec
-from service.requests import observation_request, outcome_request, read_json
+from service.requests import observation_request, outcome_request, path_observation_id, read_json
 from service.state import current_state as _state
 
 api = Blueprint("api", __name__)
@@ -36,8 +36,17 @@ def _decision_body(decision: predictions.Decision) -> dict:
 
 @api.post("/should_search")
 def should_search():
-    """Decide whether to search, and log the request."""
-    return _decision_body(_decide("observation_id", allow_int=False))
+    """Decide whether to search, say why, and log the request."""
+    decision = _decide("observation_id", allow_int=False)
+    return {**_decision_body(decision), "reasons": decision.reasons}
+
+
+@api.get("/decisions/<path:observation_id>")
+def decision(observation_id: str):
+    """One stored decision: observation, answer, model version, reasons and outcome history (no listing)."""
+    observation_id = path_observation_id(observation_id)
+    request_log.note_observation_id(observation_id)
+    return predictions.stored_decision(observation_id)
 
 
 @api.post("/search_result")

@@ -20,7 +20,10 @@ EXPECTED_ROLES = {
     "/should_search": {"officer", "admin"}, "/predict": {"officer", "admin"},
     "/search_result": {"analyst", "admin"}, "/update": {"analyst", "admin"},
     "/report": {"analyst", "admin"}, "/report.html": {"analyst", "admin"},
+    "/decisions/<path:observation_id>": {"analyst", "admin"},
 }
+# The URL the matrix calls for a route with a parameter.
+URLS = {"/decisions/<path:observation_id>": f"/decisions/{KNOWN_ID}"}
 # The presented credentials of the matrix: None = no Authorization header; names are keys of ``api_keys``.
 CREDENTIALS = (None, "wrong", "revoked", "officer", "officer-next", "analyst", "analyst-next", "admin")
 ROLE_OF = {"officer": "officer", "officer-next": "officer", "analyst": "analyst", "analyst-next": "analyst",
@@ -36,6 +39,7 @@ def _requests(observation) -> dict[str, tuple[str, dict | None]]:
         "/search_result": ("POST", {"observation_id": KNOWN_ID, "contraband_found": False}),
         "/update": ("POST", {"id": KNOWN_ID, "true_class": 0}),
         "/report": ("GET", None), "/report.html": ("GET", None),
+        "/decisions/<path:observation_id>": ("GET", None),
     }
 
 
@@ -78,7 +82,8 @@ def test_role_matrix(app, client_as, api_keys, observation, assert_error, log_co
         for number, credential in enumerate(CREDENTIALS):
             if body is not None and "observation" in body:
                 body = {**body, ("id" if path == "/predict" else "observation_id"): f"m-{path[1:]}-{number}"}
-            response = client.open(path, method=method, json=body, headers=_header(api_keys, credential))
+            response = client.open(URLS.get(path, path), method=method, json=body,
+                                   headers=_header(api_keys, credential))
             status, code = _expected(path, credential)
             seen[path, credential] = response.status_code
             if status == 200:
@@ -89,10 +94,24 @@ def test_role_matrix(app, client_as, api_keys, observation, assert_error, log_co
             if status == 401:
                 assert response.headers["WWW-Authenticate"] == "Bearer"
     print("\nrole matrix (status per credential):")
-    print(f"{'endpoint':16}" + "".join(f"{str(c):>13}" for c in CREDENTIALS))
+    print(f"{'endpoint':24}" + "".join(f"{str(c):>13}" for c in CREDENTIALS))
     for path in requests:
-        print(f"{path:16}" + "".join(f"{seen[path, c]:>13}" for c in CREDENTIALS))
+        print(f"{URLS.get(path, path)[:24]:24}" + "".join(f"{seen[path, c]:>13}" for c in CREDENTIALS))
     assert log_counts()["prediction"] == rows_before + accepted_decisions == rows_before + 2 * 3
+
+
+def test_decision_lookup_roles_and_unknown_id(app, client_as, observation, assert_error):
+    """GET /decisions/<id>: officer 403 (known or not, so an officer cannot probe ids), analyst and admin 200 on a
+    logged id and 404 on an unknown one."""
+    assert client_as(app).post("/should_search", json={"observation_id": "looked-up",
+                                                       "observation": observation}).status_code == 200
+    for name in ("officer", "officer-next"):
+        for url in ("/decisions/looked-up", "/decisions/never-logged"):
+            assert_error(client_as(app, name).get(url), 403, "forbidden_role")
+    for name in ("analyst", "admin"):
+        found = client_as(app, name).get("/decisions/looked-up")
+        assert found.status_code == 200 and found.get_json()["observation_id"] == "looked-up"
+        assert_error(client_as(app, name).get("/decisions/never-logged"), 404, "unknown_observation")
 
 
 @pytest.mark.parametrize("authorization", [

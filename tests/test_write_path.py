@@ -31,10 +31,12 @@ def _former_decide(observation_id: str, raw: dict, record: dict, model) -> predi
     if existing is not None:
         return predictions._stored_answer(existing, digest)
     probability = model.predict_one(record)  # the model step is not what is compared here
-    row = predictions._prediction_row(observation_id, raw, record, digest, probability, model)
+    reasons = model.reasons(record)
+    row = predictions._prediction_row(observation_id, raw, record, digest, probability, model, reasons=reasons)
     with database.atomic():
         Prediction.insert(row).execute()
-    return predictions.Decision(observation_id, raw, row["should_search"], probability, model.version, None)
+    return predictions.Decision(observation_id, raw, row["should_search"], probability, model.version, None,
+                                reasons)
 
 
 def test_prepared_insert_stores_what_peewee_stores(app, artifact, observation):

@@ -18,6 +18,7 @@ import sklearn
 
 from pipeline.schema import records_to_frame
 from pipeline.scoring.fast_linear import SKLEARN, build_scorer, probe_records, worst_disagreement
+from pipeline.scoring.reasons import build_explainer
 
 PIPELINE_FILE = "model.joblib"
 CARD_FILE = "model_card.json"
@@ -46,12 +47,18 @@ class Artifact:
     """A fitted pipeline and its card; ``predict_proba`` takes validated observations.
 
     ``scorer`` is the pipeline's fast single-record form (see ``pipeline.scoring.fast_linear``), checked against the
-    pipeline by ``load_artifact``; None means ``predict_one`` goes through the sklearn pipeline.
+    pipeline by ``load_artifact``; None means ``predict_one`` goes through the sklearn pipeline. ``explainer``
+    gives the reasons of a decision (``pipeline.scoring.reasons``); it is built from the scorer when not given.
     """
 
     pipeline: object
     card: dict
     scorer: object = None
+    explainer: object = None
+
+    def __post_init__(self):
+        if self.explainer is None and self.scorer is not None:
+            object.__setattr__(self, "explainer", build_explainer(self.scorer, self.pipeline, self.card))
 
     @property
     def version(self) -> str:
@@ -75,6 +82,10 @@ class Artifact:
         if self.scorer is not None:
             return self.scorer.predict_one(record)
         return float(self.predict_proba([record])[0])
+
+    def reasons(self, record: dict) -> dict | None:
+        """What raised and what lowered the probability of one validated observation; None without a fast form."""
+        return None if self.explainer is None else self.explainer.reasons(record)
 
 
 def save_artifact(pipeline, card: dict, directory: Path) -> Path:
@@ -143,6 +154,8 @@ def artifact_from_bytes(data: bytes, card: dict, origin) -> Artifact:
     if scorer is not None:
         check_scorer(scorer, pipeline, origin)
     artifact = Artifact(pipeline=pipeline, card=card, scorer=scorer)
+    if artifact.explainer is not None:
+        check_explainer(artifact.explainer, scorer, pipeline, origin)
     log.info("model %s scores one record on the %s path (built and checked in %.0f ms)", artifact.version,
              artifact.scoring_path, (time.perf_counter() - started) * 1000)
     return artifact
@@ -159,3 +172,13 @@ def check_scorer(scorer, pipeline, directory) -> None:
             f"the fast scorer of the model in {directory} differs from its sklearn pipeline by {difference:.3g} "
             f"(more than {FAST_TOLERANCE:g}) on the record {fields}; the artifact or pipeline.scoring.fast_linear "
             "is wrong")
+
+
+def check_explainer(explainer, scorer, pipeline, directory) -> None:
+    """Refuse reasons whose reference plus effects is not the fast scorer's log-odds (within FAST_TOLERANCE)."""
+    log_odds = getattr(scorer, "logit", None) or scorer.raw
+    records = probe_records(pipeline.named_steps["features"], n_random=100)
+    worst = max(abs(explainer.log_odds(record) - log_odds(record)) for record in records)
+    if not worst <= FAST_TOLERANCE:
+        raise ArtifactError(f"the reasons of the model in {directory} do not add up to its log-odds (off by "
+                            f"{worst:.3g}); pipeline.scoring.reasons and pipeline.scoring.fast_linear disagree")

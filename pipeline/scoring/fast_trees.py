@@ -37,8 +37,8 @@ class FastTreeScorer:
         self.feature, self.offset, self.child, self.value = tables
         self.roots, self.steps = roots, steps
 
-    def raw(self, record: dict) -> float:
-        """The sum of the baseline and every tree's leaf value for one validated observation."""
+    def slots(self, record: dict) -> np.ndarray:
+        """Each tree column's slot for one validated observation (the last column is the leaves' constant 0)."""
         # a fresh array per call (~0.3 us): a shared one would be overwritten by another thread's request
         slots = np.zeros(self.n_slots, dtype=np.intp)
         for column, field, table, unseen, missing in self.categorical:
@@ -48,6 +48,11 @@ class FastTreeScorer:
         for column, name, thresholds in self.numeric:
             value = values[name]
             slots[column] = len(thresholds) + 1 if value != value else bisect_left(thresholds, value)
+        return slots
+
+    def raw(self, record: dict) -> float:
+        """The sum of the baseline and every tree's leaf value for one validated observation."""
+        slots = self.slots(record)
         # all trees descend together, one level per pass (measured faster than tabulating every node's child
         # for the record first: 200 vs 360 us for 400 trees of depth 21, 24,400 nodes)
         node = self.roots
@@ -60,7 +65,7 @@ class FastTreeScorer:
         return sigmoid(self.raw(record))
 
 
-def _tree_columns(model, names):
+def tree_columns(model, names):
     """[(StopFeatures column name, is categorical)] in the column order the trees see after HGB's preprocessing."""
     if model._preprocessor is None:
         return [(name, False) for name in names]
@@ -96,7 +101,7 @@ def build_tree_scorer(pipeline) -> FastTreeScorer:
     features, model = pipeline.named_steps["features"], pipeline.named_steps["model"]
     if model.n_trees_per_iteration_ != 1:
         raise ValueError("only binary HistGradientBoosting models have a fast form")
-    columns = _tree_columns(model, list(features.get_feature_names_out()))
+    columns = tree_columns(model, list(features.get_feature_names_out()))
     trees = [predictors[0] for predictors in model._predictors]
     encoder = model._preprocessor.named_transformers_["encoder"] if model._preprocessor is not None else None
     known, known_rows = model._bin_mapper.make_known_categories_bitsets()

@@ -14,6 +14,8 @@ from pipeline.evaluation import population
 from pipeline.loading import truth_path
 from pipeline.schema import OBSERVATION_FIELDS, PROTECTED_FIELDS, SEARCHED, TARGET
 from pipeline.scoring.artifact import file_sha256
+from pipeline.scoring.contributions import family as contribution_family
+from pipeline.scoring.contributions import training_reference
 
 PACKAGES = ("numpy", "pandas", "scikit-learn", "scipy", "joblib")
 # Fields whose value shares the card keeps for drift monitoring (the report's fields plus the location, a model
@@ -100,4 +102,6 @@ def build_card(args, loaded, parts, model, description, family, comparison, choi
     }
     if "protected_features_check" in evaluation:
         card["protected_features_check"] = evaluation["protected_features_check"]
+    if contribution_family(model) is not None:  # the reference every reason is stated against
+        card["reasons"] = training_reference(model, train)
     return card
