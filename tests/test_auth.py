@@ -20,6 +20,8 @@ EXPECTED_ROLES = {
     "/should_search": {"officer", "admin"}, "/predict": {"officer", "admin"},
     "/search_result": {"analyst", "admin"}, "/update": {"analyst", "admin"},
     "/report": {"analyst", "admin"}, "/report.html": {"analyst", "admin"},
+    # The pages: public (the report behind them needs a key or a session; sign-in/out check CSRF themselves).
+    "/": set(), "/docs": set(), "/docs/assets/<name>": set(), "/sign-in": set(), "/sign-out": set(),
 }
 # The presented credentials of the matrix: None = no Authorization header; names are keys of ``api_keys``.
 CREDENTIALS = (None, "wrong", "revoked", "officer", "officer-next", "analyst", "analyst-next", "admin")
