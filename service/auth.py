@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 
 from flask import Flask, current_app, g, redirect, request, url_for
 
-from service.errors import ApiError
 from service import sessions
+from service.errors import ApiError
 from service.keys import ROLES, KeyRejected
 
 PUBLIC = frozenset()  # no key needed

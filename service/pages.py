@@ -10,10 +10,20 @@ import logging
 from pathlib import Path
 
 import swagger_ui_bundle
-from flask import (Blueprint, Flask, Response, abort, current_app, redirect, render_template, request,
-                   send_from_directory, url_for)
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
 
-from pipeline.report.pages import FILTERS, TEMPLATES_DIR
+from pipeline.report.pages import FILTERS
 from service import sessions
 from service.keys import KeyRejected
 from service.state import current_state
@@ -151,7 +161,8 @@ def _security_headers(response):
 
 
 def init_app(app: Flask) -> None:
-    """(The app is made with ``template_folder=TEMPLATES_DIR``.) The report's filters; the layout's context; page security headers."""
+    """The report's filters, the layout's context, the pages' security headers and routes (the app is made with
+    ``template_folder=pipeline.report.pages.TEMPLATES_DIR``)."""
     app.jinja_options = {**app.jinja_options, "trim_blocks": True, "lstrip_blocks": True}
     app.jinja_env.filters.update(FILTERS)
     app.context_processor(_page_context)

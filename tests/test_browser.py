@@ -122,4 +122,5 @@ def test_analyst_day_in_a_real_browser(driver, live_server, live_headers, api_ke
     assert {"/should_search", "/search_result", "/report"} <= paths
     _screenshot(driver, tmp_path, "docs.png")
     problems = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
-    assert problems == [], [entry["message"][:300] for entry in problems]  # no script refused by the page's CSP, no missing asset
+    # No script refused by the page's Content-Security-Policy, no missing asset.
+    assert problems == [], [entry["message"][:300] for entry in problems]

@@ -57,8 +57,8 @@ def _check() -> int:
         problems.append("no active key in API_KEYS: the service refuses to start without keys (see `create`)")
     secret = os.environ.get("SESSION_SECRET") or ""
     if len(secret) < MIN_SESSION_SECRET:
-        problems.append(f"SESSION_SECRET is {'unset' if not secret else 'shorter than %d characters' % MIN_SESSION_SECRET}"
-                        ": the service refuses to start with keys on (see `session-secret`)")
+        state = f"shorter than {MIN_SESSION_SECRET} characters" if secret else "unset"
+        problems.append(f"SESSION_SECRET is {state}: the service refuses to start with keys on (see `session-secret`)")
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     return 1 if problems else 0
