@@ -10,7 +10,7 @@ from pathlib import Path
 from peewee import DatabaseError
 
 from migrations import COMMAND, pending_migrations
-from models import DEFAULT_SQLITE_URL, database, database_from_url
+from models import DatabaseUrlError, database, database_from_url, resolve_database_url
 from pipeline.report import FilterError, build_report, parse_parameters, render_page
 from pipeline.report.filters import DEFAULT_MIN_DEPARTMENT, DEFAULT_MIN_GROUP
 from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR, ArtifactError, read_card
@@ -22,8 +22,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         prog="python -m pipeline.report",
         description="Compute the production monitoring report (performance, table 4, ROC, fairness, population "
                     "shift) from the service's request and outcome log.")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL") or DEFAULT_SQLITE_URL,
-                        help="postgresql://... or sqlite:///path (default: $DATABASE_URL, else the embedded SQLite)")
+    parser.add_argument("--database-url",
+                        help="postgresql://... or sqlite:///path (default, as the service: $DATABASE_URL, else the "
+                             "embedded SQLite file instance/ctrp3.sqlite3)")
     parser.add_argument("--out", required=True, type=Path,
                         help="output file; its suffix chooses the format: .html (page with charts) or .json")
     parser.add_argument("--since", help="first day or instant received, UTC (YYYY-MM-DD or ISO 8601)")
@@ -35,9 +36,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "(default %(default)s)")
     parser.add_argument("--min-group", type=int, default=DEFAULT_MIN_GROUP,
                         help="recommended searches with outcomes a group needs to be compared (default %(default)s)")
-    parser.add_argument("--artifact", type=Path, default=DEFAULT_ARTIFACT_DIR,
-                        help="directory of the active model, whose card gives the training population "
-                             "(default %(default)s)")
+    parser.add_argument("--artifact", type=Path,
+                        help="directory of the active model, whose card gives the training population (default, as "
+                             "the service: $MODEL_DIR, else artifacts/default)")
     args = parser.parse_args(argv)
     if args.out.suffix.lower() not in (".html", ".json"):
         parser.error(f"--out must end in .html or .json, not {args.out.name!r}")
@@ -49,33 +50,51 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _database_url(given: str | None) -> str:
+    """The service's choice: --database-url, else $DATABASE_URL, else the embedded SQLite file (empty = unset)."""
+    return resolve_database_url(given or None, {k: v for k, v in os.environ.items() if k != "DATABASE_URL" or v})
+
+
+def _artifact(given: Path | None) -> Path:
+    """The service's choice: --artifact, else $MODEL_DIR, else the committed model."""
+    return given if given and str(given) else Path(os.environ.get("MODEL_DIR") or DEFAULT_ARTIFACT_DIR)
+
+
 def main(argv=None) -> int:
-    """Run the command; returns the exit status."""
+    """Run the command; returns the exit status. Every failure is one sentence on stderr, never a traceback."""
     args = parse_args(argv)
     try:
         filters, fairness = parse_parameters({"since": args.since, "until": args.until, "department": args.department,
                                               "model_version": args.model_version,
                                               "min_department": args.min_department, "min_group": args.min_group})
-        card = read_card(args.artifact)
-    except (FilterError, ArtifactError) as error:
+        card = read_card(_artifact(args.artifact))
+        url = _database_url(args.database_url)
+    except (FilterError, ArtifactError, DatabaseUrlError) as error:
         return _fail(str(error))
-    database.initialize(database_from_url(args.database_url))
+    where = url.split("@")[-1]
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        return _fail(f"there is no database at {where} yet: start the service once (`make run`) or load demo data "
+                     "(`make demo`), or give --database-url")
+    database.initialize(database_from_url(url))
     try:
         pending = pending_migrations(database.obj)
         if pending:
             return _fail(f"the database schema is behind ({', '.join(pending)} pending); run `{COMMAND}` first")
-        print("aggregating the log...", file=sys.stderr)
+        print(f"aggregating the log at {where} (model card {card.get('version')})...", file=sys.stderr)
         report = build_report(filters, fairness, card)
     except DatabaseError as error:
-        return _fail(f"cannot read the log at {args.database_url.split('@')[-1]}: {str(error).strip()}")
+        return _fail(f"cannot read the log at {where}: {str(error).strip().splitlines()[0]}")
     finally:
         database.close()
-    if args.out.suffix.lower() == ".json":
-        args.out.write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
-    else:
-        print("drawing charts...", file=sys.stderr)
-        args.out.write_text(render_page(report), encoding="utf-8")
-    print(f"wrote {args.out} ({report['volume']['requests']} requests, {report['seconds']} s)", file=sys.stderr)
+    try:
+        if args.out.suffix.lower() == ".json":
+            args.out.write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
+        else:
+            print("drawing charts...", file=sys.stderr)
+            args.out.write_text(render_page(report), encoding="utf-8")
+    except OSError as error:
+        return _fail(f"cannot write {args.out}: {error.strerror or error}")
+    print(f"wrote {args.out} ({report['volume']['requests']:,} requests, {report['seconds']} s)", file=sys.stderr)
     return 0
 
 

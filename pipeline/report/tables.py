@@ -63,7 +63,7 @@ def gap_warning(fairness: dict) -> str | None:
            if 0 < len(fairness[side]["gaps"]) < MIN_GAPS_FOR_SHARES}
     if not few:
         return None
-    counts = " and ".join(f"{n} for the {'model' if side == 'model' else 'officers'}" for side, n in few.items())
+    counts = " and ".join(f"{n} gaps for the {side}" for side, n in few.items())
     return (f"Only {counts}: each bar is a share of so few gaps that one gap moves it by "
             f"{100 // min(few.values())} points or more. Read the gaps in the tables below, not the bars.")
 
