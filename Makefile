@@ -16,7 +16,9 @@ DEV_KEY := $(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -
 RUNTIME_STAMP := $(VENV)/.installed-runtime-$(REQ_KEY)
 DEV_STAMP := $(VENV)/.installed-dev-$(DEV_KEY)
 
-.PHONY: help run migrate test test-fast lint bench
+DEMO_REQUESTS ?= 4000
+
+.PHONY: help run migrate demo test test-fast lint bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -42,6 +44,9 @@ run: migrate  ## serve on PORT (default 5000) with gunicorn.conf.py; no API keys
 	$(if $(API_KEYS),,@echo "make run: API_KEYS is not set, so API_AUTH_DISABLED=local-development (no authentication)")
 	PORT=$(PORT) $(if $(API_KEYS),,API_AUTH_DISABLED=local-development) \
 	    exec $(VENV)/bin/python -m gunicorn --config gunicorn.conf.py "app:create_app()"
+
+demo: migrate  ## load DEMO_REQUESTS (4000) generated requests and outcomes into DATABASE_URL through the service's code
+	$(VENV)/bin/python -m demo --requests $(DEMO_REQUESTS)
 
 test: $(DEV_STAMP)  ## the whole suite, SQLite and Postgres (TEST_POSTGRES_URL)
 	$(VENV)/bin/python -m pytest

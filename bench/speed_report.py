@@ -69,6 +69,11 @@ def write_result(result: dict, kind: str, out_dir: Path = RESULTS_DIR) -> Path:
     return path
 
 
+MARK_LEGEND = ("meets / MISSES: whether the figure reaches the service's performance target (issue 6) on this "
+               "machine as it is now; a MISSES on a busy machine (its load average is in the result file) is not a "
+               "regression until a quiet run repeats it: compare runs with `python -m bench.speed compare`")
+
+
 def _mark(ok: bool) -> str:
     return "meets" if ok else "MISSES"
 
@@ -94,6 +99,7 @@ def http_table(e2e: dict) -> list[str]:
         lines.append(f"service p99 at 8 connections: {p99:.2f} ms (target <= {TARGET_P99_MS_8:g} ms: "
                      f"{_mark(p99 <= TARGET_P99_MS_8)})")
     lines.append("spread = (max - min) / median req/s over the rounds; the row shows the median round")
+    lines.append(MARK_LEGEND)
     return lines
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from models import database, database_from_url
+from pipeline.report.pages import TEMPLATES_DIR
 from pipeline.scoring.artifact import Artifact, load_artifact
 from pipeline.scoring.follow import RegistryFollower, ServingModels
-from service import auth, request_log
+from service import auth, pages, request_log, sessions
 from service import health as health_checks
 from service.config import MAX_JSON_DEPTH, ConfigError, load_config
 from service.errors import ApiError, register_error_handlers
@@ -18,7 +20,8 @@ from service.views import api
 
 __all__ = ["create_app", "ConfigError"]
 log = logging.getLogger(__name__)
-NO_DATABASE_ENDPOINTS = {"api.openapi", "api.health", None}  # None: unrouted URLs (404/405) need no connection
+NO_DATABASE_ENDPOINTS = {"api.openapi", "api.health", "pages.index", "pages.docs", "pages.docs_asset",
+                         "pages.sign_in", "pages.sign_out", None}  # None: unrouted URLs (404/405) need no connection
 
 
 def _open_connection():
@@ -52,6 +55,18 @@ def _serving_models(settings: dict, model) -> ServingModels:
     return follower
 
 
+def _auth_summary(settings: dict) -> str:
+    """The start-up line saying whether authentication is on, with how many keys per role (never the keys)."""
+    keyring = settings["API_KEYRING"]
+    if keyring is None:
+        return "authentication is OFF (API_AUTH_DISABLED=local-development): every endpoint is open"
+    active = keyring.active()
+    per_role = ", ".join(f"{sum(k.role == role for k in active)} {role}" for role in ("officer", "analyst", "admin"))
+    return (f"authentication is on: {len(active)} active API key(s) ({per_role}), {len(keyring.revoked)} revoked; "
+            f"browser sessions last {sessions.SESSION_LIFETIME.total_seconds() / 3600:g} h; trusting "
+            f"{settings['TRUSTED_PROXY_HOPS']} proxy hop(s) for client address and HTTPS")
+
+
 def create_app(config: dict | None = None, model: Artifact | ServingModels | None = None) -> Flask:
     """Build the app from the environment (``config`` overrides it).
 
@@ -65,10 +80,16 @@ def create_app(config: dict | None = None, model: Artifact | ServingModels | Non
     settings.setdefault("MAX_JSON_DEPTH", MAX_JSON_DEPTH)
     database.initialize(database_from_url(settings["DATABASE_URL"], serving=True))
     models = _serving_models(settings, model)
-    # No static folder: the service serves no files, and Flask's default /static/<path> route would be one more
-    # unauthenticated-by-default endpoint to reason about.
-    app = Flask(__name__, static_folder=None)
+    # No static folder: Flask's default /static/<path> route would be one more unauthenticated-by-default
+    # endpoint to reason about; the docs' few files have their own listed route (service.pages).
+    app = Flask(__name__, static_folder=None, template_folder=str(TEMPLATES_DIR))
     app.config.update(settings)
+    if settings["TRUSTED_PROXY_HOPS"]:
+        # Heroku's router appends the client's address to X-Forwarded-For and sets X-Forwarded-Proto; trust exactly
+        # that many hops (the last values), never what a client wrote itself. Host is never taken from a header.
+        hops = settings["TRUSTED_PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=0, x_prefix=0)
+    sessions.init_app(app, settings["SESSION_SECRET"], on_dyno=settings["ON_DYNO"])
     app.extensions[EXTENSION] = state = ServiceState(models=models, gate=health_checks.SchemaGate(database))
     # Order matters: the log's id and clock first, then the key check, so a refused request opens no connection.
     request_log.init_app(app)
@@ -78,8 +99,10 @@ def create_app(config: dict | None = None, model: Artifact | ServingModels | Non
     register_error_handlers(app)
     app.register_blueprint(api)
     app.register_blueprint(report_blueprint)
+    pages.init_app(app)
     health_checks.log_startup_state(state.gate)
     live, shadow = models.current
     log.info("serving model %s (threshold %.3f)%s", live.version, live.threshold,
              f", shadow {shadow.version}" if shadow else "")
+    log.info(_auth_summary(settings))
     return app

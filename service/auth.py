@@ -2,11 +2,16 @@
 
 Missing, malformed, unknown or revoked key -> 401 with ``WWW-Authenticate: Bearer``; a valid key of a role the
 endpoint does not admit -> 403. The key checking itself is ``service.keys``; this module is the HTTP side.
+The report's two GET endpoints also accept an analyst's browser session (``service.sessions``) when no
+Authorization header is sent; the page then redirects a browser without one to the sign-in page.
 """
 from __future__ import annotations
 
-from flask import Flask, current_app, g, request
+from urllib.parse import urlencode
 
+from flask import Flask, current_app, g, redirect, request, url_for
+
+from service import sessions
 from service.errors import ApiError
 from service.keys import ROLES, KeyRejected
 
@@ -24,7 +29,19 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "api.decision": ANALYST,
     "report.report_json": ANALYST,
     "report.report_html": ANALYST,
+    # The pages: the front page, the API docs and their assets, and the sign-in/out forms (CSRF-protected).
+    "pages.index": PUBLIC,
+    "pages.docs": PUBLIC,
+    "pages.docs_asset": PUBLIC,
+    "pages.sign_in": PUBLIC,
+    "pages.sign_out": PUBLIC,
 }
+# GET endpoints a signed-in browser may read with its session cookie instead of a Bearer header (never a POST:
+# the API's writes stay Bearer-only, so a session cannot be ridden into recording outcomes).
+SESSION_ENDPOINTS = frozenset({"report.report_json", "report.report_html"})
+# Of those, the pages a browser opens directly: without a session it is sent to sign in, then brought back
+# (a client that does not ask for text/html keeps the 401).
+SIGN_IN_REDIRECTS = frozenset({"report.report_html"})
 # A URL no route matches (404) or a wrong method (405): any valid key may learn that, no one without a key, so an
 # anonymous caller cannot map the API by probing.
 UNROUTED = frozenset(ROLES)
@@ -53,15 +70,34 @@ def require_key():
     # A public path is in /openapi.json for anyone to read, so its 405 (with Allow) gives nothing away.
     if request.endpoint is None and _public_path():
         return
-    try:
-        key = keyring.authenticate(request.headers.get("Authorization"))
-    except KeyRejected as rejected:
-        raise ApiError(401, rejected.code, rejected.message, headers={"WWW-Authenticate": "Bearer"}) from None
+    authorization = request.headers.get("Authorization")
+    if authorization is None and request.endpoint in SESSION_ENDPOINTS:
+        key = sessions.session_key(keyring)
+        if key is None and request.endpoint in SIGN_IN_REDIRECTS and _browser():
+            return redirect(url_for("pages.sign_in", next=_here()))
+        if key is None:
+            raise ApiError(401, "missing_api_key", "send the header Authorization: Bearer <API key>, or sign in "
+                           "with an analyst key at /sign-in", headers={"WWW-Authenticate": "Bearer"})
+    else:
+        try:
+            key = keyring.authenticate(authorization)
+        except KeyRejected as rejected:
+            raise ApiError(401, rejected.code, rejected.message, headers={"WWW-Authenticate": "Bearer"}) from None
     g.key_id = key.key_id
     if key.role not in allowed:
         raise ApiError(403, "forbidden_role",
                        f"the {key.role} key {key.key_id} may not call this endpoint; it needs one of the roles: "
                        f"{', '.join(sorted(allowed))}")
+
+
+def _browser() -> bool:
+    """A browser asking for a page (it says Accept: text/html); API clients keep their 401 JSON."""
+    return request.method == "GET" and "text/html" in request.headers.get("Accept", "")
+
+
+def _here() -> str:
+    """This request's path and query, as the place to come back to after signing in."""
+    return request.path + ("?" + urlencode(list(request.args.items(multi=True))) if request.args else "")
 
 
 def init_app(app: Flask) -> None:

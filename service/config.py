@@ -24,10 +24,14 @@ from service.keys import KeyConfigError, Keyring
 DEFAULT_MAX_CONTENT_LENGTH = 32 * 1024  # a stop record is ~600 bytes; 32 KiB leaves room without inviting abuse
 MAX_JSON_DEPTH = 8  # the envelope needs 2 levels; deeper bodies are rejected before parsing
 SETTINGS = ("DATABASE_URL", "MODEL_DIR", "MAX_CONTENT_LENGTH", "API_KEYS", "API_KEYS_REVOKED", "API_AUTH_DISABLED",
-            "MODEL_SIGNING_KEYS")
+            "MODEL_SIGNING_KEYS", "SESSION_SECRET", "TRUSTED_PROXY_HOPS")
 # The one value that turns authentication off: a deliberate phrase, so a stray API_AUTH_DISABLED=1 cannot.
 AUTH_DISABLED_VALUE = "local-development"
 AUTH_SETTINGS = SETTINGS[3:6]
+MIN_SESSION_SECRET = 32
+SESSION_SECRET_HELP = ("set SESSION_SECRET to the same random value on every dyno (`python -m service.keys "
+                       "session-secret` prints one); it signs the analysts' sign-in cookies")
+MAX_PROXY_HOPS = 5
 CREATE_KEY_HELP = ("create a key with `python -m service.keys create --role admin` and add the printed entry to "
                    "API_KEYS (comma-separated)")
 
@@ -54,13 +58,42 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping | N
     auth = {name: source.get(name) for name in AUTH_SETTINGS}
     for name in AUTH_SETTINGS:
         overrides.pop(name, None)
-    config["API_KEYRING"] = _keyring(auth, on_dyno=bool(environ.get("DYNO")))
+    on_dyno = bool(environ.get("DYNO"))
+    config["API_KEYRING"] = _keyring(auth, on_dyno=on_dyno)
     try:  # verified before any registry model is unpickled; required on a dyno (pipeline/scoring/signing.py)
         signing_keys(environ)
     except SigningConfigError as error:
         raise ConfigError(str(error)) from None
+    secret = overrides.pop("SESSION_SECRET", None) or environ.get("SESSION_SECRET")
+    config["SESSION_SECRET"] = _session_secret(secret) if config["API_KEYRING"] is not None else None
+    hops = overrides.pop("TRUSTED_PROXY_HOPS", None)
+    hops = environ.get("TRUSTED_PROXY_HOPS") if hops is None else hops
+    config["TRUSTED_PROXY_HOPS"] = _proxy_hops(hops, on_dyno)
+    config["ON_DYNO"] = on_dyno
     config.update(overrides)
     return config
+
+
+def _session_secret(secret: str | None) -> str:
+    """The key of the sign-in cookies' signatures: required with API keys, shared by every worker and dyno."""
+    if not secret:
+        raise ConfigError(f"SESSION_SECRET is not set but API keys are on: {SESSION_SECRET_HELP}")
+    if len(secret) < MIN_SESSION_SECRET:
+        raise ConfigError(f"SESSION_SECRET is {len(secret)} characters; use at least {MIN_SESSION_SECRET} random "
+                          f"ones: {SESSION_SECRET_HELP}")
+    return secret
+
+
+def _proxy_hops(value, on_dyno: bool) -> int:
+    """How many proxies in front set X-Forwarded-For/-Proto: 1 on Heroku (its router), 0 when clients connect
+    directly, since a client could then forge those headers (its address for the sign-in throttle, HTTPS)."""
+    if value is None or str(value).strip() == "":
+        return 1 if on_dyno else 0
+    text = str(value).strip()
+    if not text.isdigit() or int(text) > MAX_PROXY_HOPS:
+        raise ConfigError(f"TRUSTED_PROXY_HOPS={text[:20]!r} must be a whole number from 0 to {MAX_PROXY_HOPS}: "
+                          "the number of proxies in front of the service (Heroku's router is 1)")
+    return int(text)
 
 
 def _keyring(auth: Mapping[str, str | None], on_dyno: bool) -> Keyring | None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, current_app, jsonify, render_template, request, url_for
 
 from pipeline.report import (
     FilterError,
@@ -11,7 +11,8 @@ from pipeline.report import (
     filter_choices,
     filter_form,
     parse_parameters,
-    render_page,
+    report_charts,
+    report_context,
     report_deadline,
 )
 from service.errors import ApiError
@@ -50,4 +51,4 @@ def report_html():
     params = {k: v for k, v in request.args.items() if k in PARAMETERS and v}
     json_href = url_for("report.report_json") + ("?" + urlencode(params) if params else "")
     form = filter_form(url_for("report.report_html"), filter_choices(deadline), request.args, json_href)
-    return Response(render_page(report, form), mimetype="text/html")
+    return render_template("report.html", **report_context(report, report_charts(report), form))

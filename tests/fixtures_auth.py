@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_KEYS = {"officer": "officer", "officer-next": "officer", "analyst": "analyst", "analyst-next": "analyst",
              "admin": "admin", "revoked": "officer"}
 
+TEST_SESSION_SECRET = "test-session-secret-" + "x" * 32
+
 
 @pytest.fixture(scope="session")
 def _test_key_material() -> dict[str, tuple[str, str]]:
@@ -28,9 +30,9 @@ def api_keys(_test_key_material) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def api_key_settings(_test_key_material) -> dict[str, str]:
-    """API_KEYS and API_KEYS_REVOKED configuring ``api_keys``."""
+    """API_KEYS and API_KEYS_REVOKED configuring ``api_keys``, and the SESSION_SECRET keys require."""
     return {"API_KEYS": ",".join(entry for _, entry in _test_key_material.values()),
-            "API_KEYS_REVOKED": "test-revoked"}
+            "API_KEYS_REVOKED": "test-revoked", "SESSION_SECRET": TEST_SESSION_SECRET}
 
 
 @pytest.fixture(autouse=True)

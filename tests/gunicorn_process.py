@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -21,8 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 GUNICORN_CONF = ROOT / "gunicorn.conf.py"
 SERVICE_APP = "app:create_app()"
 # Settings each caller decides itself: any auth or dyno variable of the caller's shell must not leak in.
-SCRUBBED_ENV = ("DYNO", "API_KEYS", "API_KEYS_REVOKED", "API_AUTH_DISABLED", "WEB_CONCURRENCY", "PORT",
-                "DATABASE_URL")
+SCRUBBED_ENV = ("DYNO", "API_KEYS", "API_KEYS_REVOKED", "API_AUTH_DISABLED", "SESSION_SECRET", "WEB_CONCURRENCY",
+                "PORT", "DATABASE_URL")
 
 
 def free_port() -> int:
@@ -51,6 +52,8 @@ class GunicornProcess:
         self.log_path = Path(log_path)
         self.environment = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
         self.environment.update(env or {}, DATABASE_URL=database_url, PORT=str(self.port))
+        if self.environment.get("API_KEYS") and not self.environment.get("SESSION_SECRET"):
+            self.environment["SESSION_SECRET"] = secrets.token_urlsafe(32)  # keys on need one; no caller shares it
         self.command = [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF), "--bind",
                         f"127.0.0.1:{self.port}", *flags, app]
         self.process: subprocess.Popen | None = None

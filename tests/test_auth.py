@@ -21,6 +21,8 @@ EXPECTED_ROLES = {
     "/search_result": {"analyst", "admin"}, "/update": {"analyst", "admin"},
     "/report": {"analyst", "admin"}, "/report.html": {"analyst", "admin"},
     "/decisions/<path:observation_id>": {"analyst", "admin"},
+    # The pages: public (the report behind them needs a key or a session; sign-in/out check CSRF themselves).
+    "/": set(), "/docs": set(), "/docs/assets/<name>": set(), "/sign-in": set(), "/sign-out": set(),
 }
 # The URL the matrix calls for a route with a parameter.
 URLS = {"/decisions/<path:observation_id>": f"/decisions/{KNOWN_ID}"}
@@ -260,9 +262,28 @@ def test_key_cli_creates_a_key_the_service_accepts(artifact, monkeypatch, client
     headers = {"Authorization": f"Bearer {key}"}
     assert client_as(app, None).get("/report", headers=headers).status_code == 503  # authenticated; unmigrated DB
     assert_error(client_as(app, None).post("/predict", json={}, headers=headers), 403, "forbidden_role")
+    secret = subprocess.run([sys.executable, "-m", "service.keys", "session-secret"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, check=True).stdout.strip()
+    assert len(secret) >= 32
     checked = subprocess.run([sys.executable, "-m", "service.keys", "check"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=60, env={"API_KEYS": entry, "PATH": "/usr/bin:/bin"})
+                             text=True, timeout=60,
+                             env={"API_KEYS": entry, "SESSION_SECRET": secret, "PATH": "/usr/bin:/bin"})
     assert checked.returncode == 0 and checked.stdout.split() == ["cli-test", "analyst", "active"]
+
+
+@pytest.mark.parametrize("env, problem", [
+    ({}, "no active key"),
+    ({"API_KEYS": "{entry}"}, "SESSION_SECRET is unset"),
+    ({"API_KEYS": "{entry}", "SESSION_SECRET": "short"}, "shorter than 32"),
+    ({"API_KEYS": "{entry}", "API_KEYS_REVOKED": "cli-check", "SESSION_SECRET": "s" * 40}, "no active key"),
+])
+def test_key_check_exits_1_when_the_service_would_refuse_to_start(env, problem):
+    """`service.keys check` says why the service would not start, and its exit status says so too."""
+    _, entry = new_key("analyst", "cli-check")
+    env = {name: value.replace("{entry}", entry) for name, value in env.items()}
+    checked = subprocess.run([sys.executable, "-m", "service.keys", "check"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=60, env={**env, "PATH": "/usr/bin:/bin"})
+    assert checked.returncode == 1 and problem in checked.stderr
 
 
 def test_roles_are_the_interface_roles():

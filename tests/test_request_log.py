@@ -1,7 +1,8 @@
 """The request log: one JSON line per request with exactly the allowed keys, and no canary value anywhere in the logs.
 
 Distinctive canaries go in every free-text field, the officer id, the key, headers, query strings, paths, the
-method, invalid bodies (400, 413, 415, 422, 409, 401, 403, 404, 405) and a crash message; then ALL captured log
+method, invalid bodies (400, 413, 415, 422, 409, 401, 403, 404, 405), the browser sign-in form (wrong, malformed,
+officer and revoked keys, a forged CSRF token) and a crash message; then ALL captured log
 output (in process at DEBUG on the root logger, and a real gunicorn's stdout and stderr) is searched for them.
 """
 from __future__ import annotations
@@ -86,6 +87,34 @@ def _battery(observation: dict, api_keys: dict) -> list[tuple[str, str, dict, by
     ]
 
 
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def _sign_in_battery(get, post, api_keys: dict) -> list[tuple[object, int]]:
+    """Browser sign-ins with wrong, malformed, officer, revoked and right keys (canaries in the wrong ones), the
+    pages in the session, and sign-out. ``get(path)`` and ``post(path, form)`` keep cookies. -> (response, status)."""
+    done = []
+
+    def expect(response, status):
+        assert response.status_code == status, response.text[:300] if hasattr(response, "text") else response
+        done.append((response, status))
+        return response
+
+    page = expect(get("/sign-in"), 200)
+    token = CSRF.search(page.text if hasattr(page, "text") else page.get_data(as_text=True)).group(1)
+    for key, status in ((f"zqx-wrong.{'Z' * 43}", 401), (_canary("signin-key"), 401), (api_keys["officer"], 403),
+                        (api_keys["revoked"], 401)):
+        expect(post("/sign-in", {"csrf_token": token, "key": key, "next": f"/{_canary('next')}"}), status)
+    expect(post("/sign-in", {"csrf_token": _canary("csrf"), "key": api_keys["admin"]}), 403)
+    expect(post("/sign-in", {"csrf_token": token, "key": api_keys["analyst"], "next": "/report.html"}), 303)
+    page = expect(get("/report.html"), 200)
+    token = CSRF.search(page.text if hasattr(page, "text") else page.get_data(as_text=True)).group(1)
+    for path in ("/", "/docs", "/docs/assets/start.js", "/report"):
+        expect(get(path), 200)
+    expect(post("/sign-out", {"csrf_token": token}), 303)
+    return done
+
+
 def _canary_hits(text: str, api_keys: dict) -> dict[str, int]:
     """Occurrences of each kind of secret in ``text``; request lines are excluded from the age search (latency)."""
     hits = {"canary": text.lower().count(MARK), "invalid age": text.count(str(INVALID_AGE)),
@@ -132,6 +161,9 @@ def test_in_process_logs_hold_no_canary(app, client_as, api_keys, observation, a
         response = client.open(path, method=method, headers=headers, data=data)
         assert response.status_code == expected, (method, path, response.get_data(as_text=True)[:300])
         responses.append((response, expected))
+    browser = client_as(app, None)
+    responses += _sign_in_battery(lambda path: browser.get(path, headers={"Accept": "text/html"}),
+                                  lambda path, form: browser.post(path, data=form), api_keys)
     body = {"observation_id": "log-crash", "observation": _observation(observation, "crash")}
     # One at a time: each new app points the shared database proxy at its own URL.
     for url, model, expected in ((migrated_database_url, _Crash(), 500), (UNREACHABLE, artifact, 503)):
@@ -184,6 +216,10 @@ def test_gunicorn_output_holds_no_canary(debug_log_level, live_server, tmp_path,
         response = requests.request(method, live_server + path, headers=headers, data=data, timeout=30)
         assert response.status_code == expected, (method, path, response.text[:300])
         responses.append((response, expected))
+    browser = requests.Session()
+    responses += _sign_in_battery(lambda path: browser.get(live_server + path, timeout=30),
+                                  lambda path, form: browser.post(live_server + path, data=form, timeout=30,
+                                                                  allow_redirects=False), api_keys)
     _raw_request(live_server, f"{_canary('RAW')} / HTTP/1.1\r\nHost: x\r\n\r\n".encode())  # gunicorn's own 400
     log_path = tmp_path / "gunicorn.log"
     deadline = time.monotonic() + 20  # the workers flush each line; this only waits for the file to catch up

@@ -12,7 +12,7 @@ from pathlib import Path
 from peewee import DatabaseError
 
 from migrations import COMMAND, pending_migrations
-from models import DEFAULT_SQLITE_URL, database, database_from_url
+from models import DatabaseUrlError, database, database_from_url, resolve_database_url
 from pipeline.report import FilterError, alarm, build_report, parse_parameters, render_page
 from pipeline.report.filters import DEFAULT_MIN_DEPARTMENT, DEFAULT_MIN_GROUP
 from pipeline.scoring import registry
@@ -29,8 +29,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                     "shift, live against shadow) from the service's request and outcome log. With --check (for "
                     "Heroku Scheduler or cron): exit 1 naming each requirement that clearly breaks, else 0 with a "
                     "one-line summary.")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL") or DEFAULT_SQLITE_URL,
-                        help="postgresql://... or sqlite:///path (default: $DATABASE_URL, else the embedded SQLite)")
+    parser.add_argument("--database-url",
+                        help="postgresql://... or sqlite:///path (default, as the service: $DATABASE_URL, else the "
+                             "embedded SQLite file instance/ctrp3.sqlite3)")
     parser.add_argument("--out", type=Path,
                         help="output file; its suffix chooses the format: .html (page with charts) or .json "
                              "(required unless --check)")
@@ -48,8 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--min-group", type=int, default=DEFAULT_MIN_GROUP,
                         help="recommended searches with outcomes a group needs to be compared (default %(default)s)")
     parser.add_argument("--artifact", type=Path,
-                        help="directory of the active model, whose card gives the training population (default: the "
-                             f"registry's live version, else {DEFAULT_ARTIFACT_DIR})")
+                        help="directory of the active model, whose card gives the training population (default, as "
+                             "the service: $MODEL_DIR, else the registry's live version, else artifacts/default)")
     args = parser.parse_args(argv)
     if args.out is None and not args.check:
         parser.error("give --out FILE (.html or .json), or --check")
@@ -63,6 +64,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 def _fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
     return 2
+
+
+def _database_url(given: str | None) -> str:
+    """The service's choice: --database-url, else $DATABASE_URL, else the embedded SQLite file (empty = unset)."""
+    return resolve_database_url(given or None, {k: v for k, v in os.environ.items() if k != "DATABASE_URL" or v})
+
+
+def _given_card(given: Path | None) -> dict | None:
+    """The service's choice of card, as far as it needs no database: --artifact, else $MODEL_DIR, else None."""
+    directory = given if given and str(given) else os.environ.get("MODEL_DIR")
+    return read_card(Path(directory)) if directory else None
 
 
 def _live_card(db) -> dict:
@@ -82,7 +94,7 @@ def _write(report: dict, out: Path) -> None:
     else:
         print("drawing charts...", file=sys.stderr)
         out.write_text(render_page(report), encoding="utf-8")
-    print(f"wrote {out} ({report['volume']['requests']} requests, {report['seconds']} s)", file=sys.stderr)
+    print(f"wrote {out} ({report['volume']['requests']:,} requests, {report['seconds']} s)", file=sys.stderr)
 
 
 def _check(report: dict) -> int:
@@ -97,29 +109,37 @@ def _check(report: dict) -> int:
 
 
 def main(argv=None) -> int:
-    """Run the command; returns the exit status."""
+    """Run the command; returns the exit status. Every failure is one sentence on stderr, never a traceback."""
     args = parse_args(argv)
     try:
         filters, fairness = parse_parameters({"since": args.since, "until": args.until, "department": args.department,
                                               "model_version": args.model_version,
                                               "min_department": args.min_department, "min_group": args.min_group})
-        card = read_card(args.artifact) if args.artifact else None
-    except (FilterError, ArtifactError) as error:
+        url = _database_url(args.database_url)
+        card = _given_card(args.artifact)
+    except (FilterError, ArtifactError, DatabaseUrlError) as error:
         return _fail(str(error))
-    database.initialize(database_from_url(args.database_url))
+    where = url.split("@")[-1]
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        return _fail(f"there is no database at {where} yet: start the service once (`make run`) or load demo data "
+                     "(`make demo`), or give --database-url")
+    database.initialize(database_from_url(url))
     try:
         pending = pending_migrations(database.obj)
         if pending:
             return _fail(f"the database schema is behind ({', '.join(pending)} pending); run `{COMMAND}` first")
         card = card or _live_card(database.obj)
-        print("aggregating the log...", file=sys.stderr)
+        print(f"aggregating the log at {where} (model card {card.get('version')})...", file=sys.stderr)
         report = build_report(filters, fairness, card)
     except DatabaseError as error:
-        return _fail(f"cannot read the log at {args.database_url.split('@')[-1]}: {str(error).strip()}")
+        return _fail(f"cannot read the log at {where}: {str(error).strip().splitlines()[0]}")
     finally:
         database.close()
     if args.out is not None:
-        _write(report, args.out)
+        try:
+            _write(report, args.out)
+        except OSError as error:
+            return _fail(f"cannot write {args.out}: {error.strerror or error}")
     return _check(report) if args.check else 0
 
 

@@ -48,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--min-count", type=int, default=30,
                         help="categories seen fewer times in training are grouped as rare (default 30)")
     parser.add_argument("--protected-features", choices=sorted(PROTECTED_CHOICES), default="none",
-                        help="protected attributes used as features: none (default: the issue allows one only for a "
+                        help="protected attributes used as features: none (default: the client allows one only for a "
                              "measured within-department fairness gain; see MODEL_CARD.md), age, or all (race, "
                              "ethnicity, sex, age); the card measures every choice")
     parser.add_argument("--no-protected-check", action="store_true",

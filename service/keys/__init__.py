@@ -114,10 +114,18 @@ class Keyring:
         if authorization is None:
             raise KeyRejected("missing_api_key", "send the header Authorization: Bearer <API key>")
         scheme, _, key = authorization.strip().partition(" ")
-        key_id, _, secret = key.strip().partition(".")
-        if scheme.lower() != "bearer" or not KEY_ID.fullmatch(key_id) or not SECRET.fullmatch(secret):
+        if scheme.lower() != "bearer":
             raise KeyRejected("invalid_api_key",
                               "the Authorization header must be 'Bearer <key_id>.<secret>' with a valid API key")
+        return self.verify(key)
+
+    def verify(self, key: str) -> ApiKey:
+        """The configured key that ``<key_id>.<secret>`` is (as typed at sign-in or sent as Bearer); KeyRejected
+        otherwise."""
+        key_id, _, secret = key.strip().partition(".")
+        if not KEY_ID.fullmatch(key_id) or not SECRET.fullmatch(secret):
+            raise KeyRejected("invalid_api_key", "an API key is '<key_id>.<secret>' as `python -m service.keys "
+                                                 "create` printed it")
         known = self.keys.get(key_id)
         salt, digest = (known.salt, known.digest) if known else _DECOY
         # compare_digest takes the same time wherever the digests differ, so timing reveals nothing of the hash.
