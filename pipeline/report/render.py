@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pipeline.report.htmlkit import Raw, definition_list, element, figure, interval, number, percent, points, table
+from pipeline.report.render_shadow import alarm_item, shadow_html
 from pipeline.report.render_tables import fairness_html, population_html
 from pipeline.report.style import PAGE_STYLE
 
@@ -42,6 +43,8 @@ def _answers(report: dict) -> Raw:
          f"{vol['requests']} requests, {vol['labelled']} with outcomes ({percent(vol['label_coverage']['value'])})"),
     ]
     rows = [element("li", element("strong", q), " ", badge, detail) for q, badge, detail in items]
+    if "alarm" in report:
+        rows.append(alarm_item(report["alarm"]))
     return element("ul", *rows, class_="answers")
 
 
@@ -117,7 +120,8 @@ def render_html(report: dict, charts: dict, form: Raw | None = None) -> str:
     body = element("main", header, _answers(report), _volume(report["volume"]), _performance(report["performance"]),
                    _sac(report["sac_table"]), _roc(report["roc"], charts.get("roc")),
                    fairness_html(report["fairness"], charts.get("gaps")),
-                   population_html(report["population"], charts.get("population")))
+                   population_html(report["population"], charts.get("population")),
+                   shadow_html(report["shadow"]) if "shadow" in report else "")
     head = element("head", Raw('<meta charset="utf-8">'), element("title", "CTRP3 search model monitoring"),
                    element("style", Raw(PAGE_STYLE)))
     return "<!DOCTYPE html>\n" + element("html", head, element("body", body), lang="en")
