@@ -123,8 +123,8 @@ class RegistryFollower(ServingModels):
         return found
 
     def ensure_following(self) -> None:
-        """Start the polling thread in this process if it is not running (cheap: one getpid per call)."""
-        if self._pid != os.getpid():
+        """Start the polling thread if it never started (one attribute read per request; a fork restarts it)."""
+        if self._pid is None:
             self._start()
 
     def _start(self) -> None:
