@@ -91,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="override gunicorn.conf.py for BOTH apps, e.g. gthread:2:4 (default: the file as is)")
     run.add_argument("--model-seconds", type=float, default=2.0, help="minimum seconds per model path (default 2)")
     run.add_argument("--inserts", type=int, default=900, help="inserts per write path, 3-100000 (default 900)")
+    run.add_argument("--shadow", action="store_true",
+                     help="a shadow version scores every request beside the live one (issue 10), as in production "
+                          "while a candidate is watched")
     run.add_argument("--skip", action="append", choices=["http", "model", "insert"], default=[],
                      help="leave a part out (repeatable)")
     study = commands.add_parser("gunicorn", help="the service and the minimal app under several gunicorn settings",
@@ -134,9 +137,32 @@ def _load(args, api_key) -> Load:
     return Load(args.client, args.seconds, headers)
 
 
+def _start_shadow(url: str, work_dir: Path) -> str:
+    """Register the committed model again under another version and put it in shadow: every request scores twice."""
+    from models import database_from_url  # noqa: PLC0415 (imports the service's layers: after the arg checks)
+    from pipeline.scoring import registry  # noqa: PLC0415
+    from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR  # noqa: PLC0415
+
+    directory = work_dir / "shadow-artifact"
+    shutil.copytree(DEFAULT_ARTIFACT_DIR, directory)
+    card = json.loads((directory / "model_card.json").read_text())
+    card["version"] = f"{card['version']}-shadow"
+    (directory / "model_card.json").write_text(json.dumps(card))
+    db = database_from_url(url)
+    try:
+        version = registry.register_candidate(db, directory, created_by="bench.speed")
+        registry.set_shadow(db, version, by="bench.speed")
+    finally:
+        db.close()
+    return version
+
+
 def _http(args, url: str, api_key, settings: dict, work_dir: Path) -> dict:
     """The interleaved minimal/service rounds at each connection count, and the row check."""
     connections = [int(c) for c in args.connections.split(",")]
+    shadow = _start_shadow(url, work_dir) if args.shadow else None
+    if shadow:
+        log(f"shadow scoring on: {shadow} scores every request beside the live model")
     servers = [Server("minimal", MINIMAL_APP, args.gunicorn), Server("service", SERVICE_APP, args.gunicorn)]
     by_connections = {}
     with serving(servers, _serving_url(args, url), work_dir / "gunicorn.log", api_key) as ports:
@@ -149,7 +175,8 @@ def _http(args, url: str, api_key, settings: dict, work_dir: Path) -> dict:
             pair["ratio"] = pair["service"]["rps"] / pair["minimal"]["rps"]
             by_connections[str(conns)] = pair
         ok, text = check_rows(url, rounds.ok_ids["service"], max(connections) * rounds.runs)
-    return {"by_connections": by_connections, "row_check": {"ok": ok, "text": text}, "gunicorn": settings}
+    return {"by_connections": by_connections, "row_check": {"ok": ok, "text": text}, "gunicorn": settings,
+            "shadow": shadow}
 
 
 def run(args, parser) -> int:
@@ -164,6 +191,7 @@ def run(args, parser) -> int:
     result = {"kind": "speed", "command": args.command_line,
               "machine": machine_facts(),
               "load": {"client": args.client, "seconds": args.seconds, "rounds": args.rounds, "close": args.close,
+                       "shadow": args.shadow,
                        "api_key": api_key is not None, "synchronous_commit_off": args.synchronous_commit_off},
               "gunicorn": args.gunicorn.effective()}
     if "model" not in args.skip:

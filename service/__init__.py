@@ -50,7 +50,8 @@ def _serving_models(settings: dict, model) -> ServingModels:
     if settings["MODEL_DIR_PINNED"]:
         log.info("MODEL_DIR is set: serving %s only; registry promotions are not followed", settings["MODEL_DIR"])
         return ServingModels(load_artifact(settings["MODEL_DIR"]))
-    follower = RegistryFollower(database, fallback=lambda: load_artifact(settings["MODEL_DIR"]))
+    follower = RegistryFollower(database, fallback=lambda: load_artifact(settings["MODEL_DIR"]),
+                                connect=lambda: database_from_url(settings["DATABASE_URL"]))
     follower.start_up()
     return follower
 

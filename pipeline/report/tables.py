@@ -1,13 +1,16 @@
-"""The fairness (section 5) and population (section 6) parts of the report page as plain data, and the table
-shape ``templates/_macros.html`` draws."""
+"""The fairness (5), population (6) and shadow (7) parts of the report page and the alarm's verdicts as plain data,
+and the table shape ``templates/_macros.html`` draws."""
 from __future__ import annotations
 
-from pipeline.report.pages import EM_DASH, number, percent, points
+from pipeline.report.pages import EM_DASH, interval, number, percent, points
 
 ATTRIBUTE_LABELS = {"SubjectRaceCode": "race", "SubjectEthnicityCode": "ethnicity", "SubjectSexCode": "sex",
                     "SubjectAgeGroup": "age group"}
 # Fewer gaps than this per series make a histogram of shares misleading (4 gaps drawn as 75% / 25% bars).
 MIN_GAPS_FOR_SHARES = 20
+ALARM_CLASS = {"breach": "bad", "ok": "good", "unknown": "unknown"}
+CHECK_LABELS = {"precision": "precision >= 0.5", "fairness": "5-point rule", "sac_none": "SAC=N share",
+                "population": "population drift"}
 # Table 6: a field with more values than this (departments, statutes) starts folded, showing its largest values.
 FOLD_VALUES_OVER = 12
 
@@ -114,3 +117,44 @@ def population_part(population: dict) -> dict:
             "shift": table(["field", "PSI", "noise floor", "reading", "unseen categories"], shift,
                            caption="Shift per field", numeric_to=3),
             "fields": _shares_by_field(population["rows"]), "fold_over": FOLD_VALUES_OVER}
+
+
+def alarm_part(alarm: dict) -> dict:
+    """The summary box's alarm line: one verdict per check, as `python -m pipeline.report --check` decides them."""
+    return {"status": alarm["status"], "status_class": ALARM_CLASS.get(alarm["status"], "unknown"),
+            "checks": [{"label": CHECK_LABELS.get(name, name), "status": verdict["status"],
+                        "status_class": ALARM_CLASS.get(verdict["status"], "unknown"), "message": verdict["message"]}
+                       for name, verdict in alarm["checks"].items()]}
+
+
+def _auc(side: dict) -> str:
+    auc = side["auc"]
+    if auc["value"] is None:
+        return EM_DASH
+    bounds = auc["interval"]
+    return f"{number(auc['value'])} [{number(bounds['low'])}, {number(bounds['high'])}]" if bounds else \
+        number(auc["value"])
+
+
+def _shadow_fairness(side: dict) -> str:
+    fair = side["fairness"]
+    largest = EM_DASH if fair["largest_gap"] is None else f"{100 * fair['largest_gap']:.1f} pts"
+    return (f"{fair['breaks_rule']} of {fair['evaluated']} break ({fair['breaks_rule_clear']} clearly); "
+            f"largest {largest}")
+
+
+def _shadow_version(entry: dict) -> dict:
+    rows = [[name, interval(side["precision"]), interval(side["recall"]), _auc(side), interval(side["recommended"]),
+             _shadow_fairness(side)] for name, side in (("live (decided)", entry["live"]),
+                                                        (f"shadow {entry['shadow_version']}", entry["shadow"]))]
+    return {"table": table(["model", "precision [95% CI]", "recall [95% CI]", "AUC [95% CI]", "recommended",
+                            "fairness: pairs breaking the rule"], rows, numeric_from=1, numeric_to=4,
+                           caption=f"Shadow {entry['shadow_version']}: {entry['requests']:,} requests scored by "
+                                   f"both, {entry['labelled']:,} with outcomes"),
+            "agreement": f"The two decisions agree on {interval(entry['agreement'])} of all these requests and on "
+                         f"{interval(entry['agreement_labelled'])} of those with outcomes."}
+
+
+def shadow_part(shadow: dict) -> dict:
+    """Section 7: each shadow version against the live decisions on the same requests."""
+    return {"versions": [_shadow_version(entry) for entry in shadow["versions"]], "note": shadow["note"]}

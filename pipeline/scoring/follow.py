@@ -10,6 +10,10 @@ refused, logged once, and reported by ``problems()``; the process keeps answerin
 gunicorn preloads the app in its master and forks the workers, and threads do not survive a fork: each worker
 starts its own thread right after the fork (os.register_at_fork), and ``ensure_following`` starts it in a process
 that did not fork (the development server, tests). The master itself never polls.
+
+The thread polls on a connection of its own (``connect``), outside the request pool: a request then never inherits
+a connection the poll used a moment before a database restart (the pool pings only connections idle over a
+second), and one persistent connection per worker costs no backend start per poll.
 """
 from __future__ import annotations
 
@@ -59,8 +63,9 @@ class RegistryFollower(ServingModels):
 
     following = True
 
-    def __init__(self, database, fallback: Callable[[], Artifact], interval: float = POLL_INTERVAL_S):
-        self.database, self.fallback, self.interval = database, fallback, interval
+    def __init__(self, database, fallback: Callable[[], Artifact], interval: float = POLL_INTERVAL_S,
+                 connect: Callable[[], object] | None = None):
+        self.database, self.fallback, self.interval, self.connect = database, fallback, interval, connect
         self.current = (None, None)
         self._refused: dict[tuple[str, str], str] = {}
         self._wanted: dict[str, tuple[str, str]] = {}
@@ -81,14 +86,15 @@ class RegistryFollower(ServingModels):
         if self.current[0] is None:
             self.current = (self.fallback(), self.current[1])
 
-    def sync(self) -> bool:
+    def sync(self, database=None) -> bool:
         """One poll: load whatever changed and swap it in; True when something changed. Database errors raise."""
-        wanted = registry.serving_versions(self.database)
+        database = database or self.database
+        wanted = registry.serving_versions(database)
         self._wanted = wanted
         live, shadow = self.current
         # No live version in the registry (never the case through the CLI): keep answering with the current one.
-        new_live = self._wanted_model(wanted["live"], live) if "live" in wanted else live
-        new_shadow = self._wanted_model(wanted.get("shadow"), shadow)
+        new_live = self._wanted_model(database, wanted["live"], live) if "live" in wanted else live
+        new_shadow = self._wanted_model(database, wanted.get("shadow"), shadow)
         changed = (new_live, new_shadow) != (live, shadow)
         if changed:
             self.current = (new_live, new_shadow)
@@ -96,7 +102,7 @@ class RegistryFollower(ServingModels):
                      new_shadow.version if new_shadow else None, os.getpid())
         return changed
 
-    def _wanted_model(self, wanted: tuple[str, str] | None, have: Artifact | None) -> Artifact | None:
+    def _wanted_model(self, database, wanted: tuple[str, str] | None, have: Artifact | None) -> Artifact | None:
         if wanted is None:
             return None
         if _key(have) == wanted:
@@ -104,7 +110,7 @@ class RegistryFollower(ServingModels):
         if wanted in self._refused:
             return have
         try:
-            return registry.load_version(self.database, wanted[0])
+            return registry.load_version(database, wanted[0])
         except ArtifactError as error:
             self._refused[wanted] = str(error)
             log.error("not serving model %s: %s; still serving %s", wanted[0], error,
@@ -123,8 +129,8 @@ class RegistryFollower(ServingModels):
         return found
 
     def ensure_following(self) -> None:
-        """Start the polling thread in this process if it is not running (cheap: one getpid per call)."""
-        if self._pid != os.getpid():
+        """Start the polling thread if it never started (one attribute read per request; a fork restarts it)."""
+        if self._pid is None:
             self._start()
 
     def _start(self) -> None:
@@ -138,18 +144,26 @@ class RegistryFollower(ServingModels):
             self._thread.start()
 
     def _run(self, stopping: threading.Event) -> None:
-        while not stopping.wait(self.interval):
-            try:
-                self.sync()
-                self._last_error = None
-            except Exception as error:  # the database is away: keep serving, say so once per distinct error
-                message = _first_line(error)
-                if message != self._last_error:
-                    log.warning("cannot poll the model registry (%s); still serving %s", message,
-                                self.current[0].version if self.current[0] else None)
-                self._last_error = message
-            finally:
-                _close_connection(self.database)
+        own = self.connect() if self.connect else None  # made in this thread, so after any fork
+        database = own or self.database
+        try:
+            while not stopping.wait(self.interval):
+                try:
+                    if own is not None:
+                        own.connect(reuse_if_open=True)  # held open across polls: no backend start per poll
+                    self.sync(database)
+                    self._last_error = None
+                except Exception as error:  # the database is away: keep serving, say so once per distinct error
+                    _close_connection(database)  # a broken connection is replaced at the next poll
+                    message = _first_line(error)
+                    if message != self._last_error:
+                        log.warning("cannot poll the model registry (%s); still serving %s", message,
+                                    self.current[0].version if self.current[0] else None)
+                    self._last_error = message
+                if own is None:
+                    _close_connection(database)  # a pooled one goes back to the pool between polls
+        finally:
+            _close_connection(database)
 
     def stop(self) -> None:
         """Stop polling (tests, shutdown); the current models keep answering."""
