@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pipeline.report.filters import DEFAULT_MIN_DEPARTMENT, DEFAULT_MIN_GROUP
 from pipeline.report.pages import interval, number, percent, points, render
-from pipeline.report.tables import fairness_part, population_part, table
+from pipeline.report.tables import drivers_part, fairness_part, population_part, table
 
 DEFAULT_CLASS = {"yes": "bad", "for some codes": "unknown", "no": "good"}
 
@@ -118,7 +118,8 @@ def report_context(report: dict, charts: dict, form: dict | None = None) -> dict
             "form": form, "answers": _answers(report), "volume": _volume(report["volume"]),
             "performance": _performance(report["performance"]), "sac": _sac(report["sac_table"]),
             "roc": _roc(report["roc"]), "fairness": fairness_part(report["fairness"]),
-            "population": population_part(report["population"]), "charts": charts}
+            "population": population_part(report["population"]), "drivers": drivers_part(report["drivers"]),
+            "charts": charts}
 
 
 def render_html(report: dict, charts: dict, form: dict | None = None) -> str:

@@ -1,8 +1,8 @@
-"""The fairness (section 5) and population (section 6) parts of the report page as plain data, and the table
-shape ``templates/_macros.html`` draws."""
+"""The fairness (section 5), population (section 6) and drivers (section 7) parts of the report page as plain data,
+and the table shape ``templates/_macros.html`` draws."""
 from __future__ import annotations
 
-from pipeline.report.pages import EM_DASH, number, percent, points
+from pipeline.report.pages import EM_DASH, interval, number, percent, points
 
 ATTRIBUTE_LABELS = {"SubjectRaceCode": "race", "SubjectEthnicityCode": "ethnicity", "SubjectSexCode": "sex",
                     "SubjectAgeGroup": "age group"}
@@ -114,3 +114,20 @@ def population_part(population: dict) -> dict:
             "shift": table(["field", "PSI", "noise floor", "reading", "unseen categories"], shift,
                            caption="Shift per field", numeric_to=3),
             "fields": _shares_by_field(population["rows"]), "fold_over": FOLD_VALUES_OVER}
+
+
+def _driver_rows(entries: list[dict]) -> list[list]:
+    return [[e["reason"], e["recommended"], e["labelled"], e["contraband_found"], interval(e["precision"])]
+            for e in entries]
+
+
+def drivers_part(drivers: dict) -> dict:
+    """Section 7: the most frequent leading reasons of recommended searches, overall and per department."""
+    headers = ["leading reason", "searches recommended", "with outcome", "contraband found", "precision [95% CI]"]
+    per_department = [[d["department"], *row] for d in drivers["by_department"] for row in _driver_rows(d["reasons"])]
+    return {"summary": f"{drivers['recommended']:,} searches recommended; {drivers['without_reasons']:,} of them "
+                       "without a leading reason (see the note).",
+            "overall": table(headers, _driver_rows(drivers["overall"]), caption="Most frequent leading reasons"),
+            "by_department": table(["department", *headers], per_department, numeric_from=2,
+                                   caption="Leading reasons per department (its three most frequent)"),
+            "note": drivers["note"]}
