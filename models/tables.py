@@ -56,7 +56,7 @@ class Prediction(BaseModel):
     shadow_probability = DoubleField(null=True)
     shadow_should_search = BooleanField(null=True)
     # Migration 0004; null before it, or for a model without reasons. The JSON of the answer's reasons, and the
-    # phrase of the largest factor that raised the probability (what the report counts per department).
+    # sentence of the largest factor that raised the probability (what the report counts per department).
     reasons = TextField(null=True)
     leading_reason = TextField(null=True)
 

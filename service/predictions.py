@@ -14,7 +14,6 @@ from peewee import OperationalError, __exception_wrapper__
 
 from models import AGE_GROUP_COLUMN, STOP_COLUMNS, Outcome, Prediction, database
 from pipeline.schema import age_group
-from pipeline.scoring.reasons import leading_reason
 
 
 class PredictionError(Exception):
@@ -90,7 +89,7 @@ def _prediction_row(observation_id: str, raw: dict, record: dict, digest: str, p
         "received_at": _utcnow(),
         **_shadow_columns(record, shadow),
         "reasons": None if reasons is None else json.dumps(reasons, separators=(",", ":"), ensure_ascii=False),
-        "leading_reason": leading_reason(reasons),
+        "leading_reason": reasons["raising"][0]["sentence"] if reasons and reasons["raising"] else None,
     })
     return row
 

@@ -177,7 +177,7 @@ def test_0004_refreshes_the_shipped_card_a_registry_row_holds_from_an_older_rele
     from models import ModelVersion
     from pipeline.scoring import registry
     from pipeline.scoring.artifact import ArtifactError
-    reasons_migration = importlib.import_module("migrations.0004_reasons")
+    reasons_migration = importlib.import_module("migrations.0004_decision_reasons")
     with _open(fresh_url(backend)) as db:
         migrations.apply_migrations(db)
         current = (ROOT / "artifacts" / "default" / "model_card.json").read_text()
@@ -189,3 +189,19 @@ def test_0004_refreshes_the_shipped_card_a_registry_row_holds_from_an_older_rele
         assert reasons_migration.refresh_shipped_card(db) == 1
         assert registry.live_artifact(db).card["reasons"] == json.loads(current)["reasons"]
         assert reasons_migration.refresh_shipped_card(db) == 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_0004_completes_a_database_that_applied_its_earlier_form(backend, fresh_url):
+    """A database that applied 0004_reasons (reasons only) gets leading_reason, and then the models' schema."""
+    from playhouse.migrate import SchemaMigrator
+    expected = declared_schema(fresh_url(backend))
+    with _open(fresh_url(backend)) as db:
+        migrations.apply_migrations(db)
+        migrator = SchemaMigrator.from_database(db)
+        migrator.migrate(migrator.drop_column("prediction", "leading_reason"))
+        db.execute_sql(f"UPDATE {migrations.HISTORY_TABLE} SET name = '0004_reasons' "
+                       "WHERE name = '0004_decision_reasons'")
+        assert migrations.pending_migrations(db) == ["0004_decision_reasons"]
+        assert migrations.apply_migrations(db) == ["0004_decision_reasons"]
+        assert introspect(db)["prediction"]["columns"] == expected["prediction"]["columns"]

@@ -1,6 +1,7 @@
 """Report section 7, "what drives recommendations", on a 13-request log worked out by hand (SQLite and Postgres)."""
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import pytest
@@ -43,6 +44,16 @@ EXPECTED_BY_DEPARTMENT = [
 ]
 
 
+def _reasons(leading: str) -> str:
+    """Stored reasons whose largest raising factor is ``leading`` (the rest is what the service stores too)."""
+    return json.dumps({"reference": {"log_odds": -0.86, "probability": 0.3, "description": "test"},
+                       "raising": [{"field": "x", "feature": "x", "value": "y", "effect": 0.5, "protected": False,
+                                    "sentence": f"{leading} raises the probability."},
+                                   {"field": "z", "feature": "z", "value": 1, "effect": 0.1, "protected": False,
+                                    "sentence": "Second reason raises the probability."}],
+                       "lowering": []}, separators=(",", ":"))
+
+
 @pytest.fixture
 def drivers_log(migrated_database_url):
     database.initialize(database_from_url(migrated_database_url))
@@ -58,7 +69,8 @@ def drivers_log(migrated_database_url):
                 probability=0.6 if search else 0.2,
                 should_search=search, threshold=0.5, model_version="v", received_at=datetime(2026, 5, 1, 9),
                 contraband_found=found, outcome_at=datetime(2026, 5, 2) if found is not None else None,
-                reasons=None if reason is None else "{}", leading_reason=reason)
+                reasons=None if reason is None else _reasons(reason),
+                leading_reason=None if reason is None else f"{reason} raises the probability.")
     yield
     database.close()
 
@@ -89,9 +101,15 @@ def test_the_page_shows_the_section(drivers_log):
     assert "66.7% [20.8%, 93.9%] n=3" in page
 
 
-def test_the_service_stores_the_leading_reason_it_answered(client, observation):
-    answer = client.post("/should_search", json={"observation_id": "lead", "observation": observation}).get_json()
-    with database.connection_context():
-        stored = Prediction.get(Prediction.observation_id == "lead").leading_reason
-    first = answer["reasons"]["raising"][0]
-    assert stored and first["sentence"].startswith(stored + " raises the probability.")
+def test_the_report_counts_the_leading_reason_the_service_answered(client, observation, dry_run_requests):
+    """Through the API: every recommended dry-run request counts once, under the reason its answer led with."""
+    led = {}
+    for id_, raw, _ in dry_run_requests:
+        answer = client.post("/should_search", json={"observation_id": f"dr-{id_}", "observation": raw}).get_json()
+        if answer["should_search"] and answer["reasons"]["raising"]:
+            reason = answer["reasons"]["raising"][0]["sentence"].replace(" raises the probability.", "")
+            led[reason] = led.get(reason, 0) + 1
+    assert led, "the committed model recommends some dry-run searches"
+    report = client.get("/report").get_json()["drivers"]
+    assert {e["reason"]: e["recommended"] for e in report["overall"]} == dict(
+        sorted(led.items(), key=lambda kv: (-kv[1], kv[0]))[:10])

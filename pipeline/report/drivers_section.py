@@ -14,7 +14,9 @@ from pipeline.evaluation.metrics import rate
 TOP_OVERALL, TOP_PER_DEPARTMENT = 10, 3
 NOTE = ("Leading reason: the largest factor that raised the probability of a recommended search, against the "
         "average training record. Precision is measured on the recommended searches that have an outcome; a "
-        "recommendation logged before reasons were kept has none and is counted apart.")
+        "recommendation logged before reasons were kept (or that nothing raised above the reference) has none and "
+        "is counted apart.")
+RAISES = " raises the probability."
 
 
 def _entries(frame: pd.DataFrame, top: int) -> list[dict]:
@@ -29,6 +31,9 @@ def _entries(frame: pd.DataFrame, top: int) -> list[dict]:
 def drivers_section(counts: pd.DataFrame, top: int = TOP_OVERALL, per_department: int = TOP_PER_DEPARTMENT) -> dict:
     """The section from ``queries.leading_reason_counts``: top reasons overall and per department."""
     counts = counts.astype({"recommended": int, "labelled": int, "hits": int})
+    # the stored sentence without its verb: "Inventory search (I) raises the probability." -> "Inventory search (I)"
+    counts["leading_reason"] = counts["leading_reason"].map(lambda text: text.replace(RAISES, "", 1)
+                                                            if isinstance(text, str) else None)
     with_reason = counts[counts["leading_reason"].notna()]
     departments = (with_reason.groupby("department", sort=True)["recommended"].sum()
                    .sort_values(ascending=False, kind="stable"))

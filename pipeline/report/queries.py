@@ -147,7 +147,8 @@ def sac_none_by_day(filters: ReportFilters) -> pd.DataFrame:
 def leading_reason_counts(filters: ReportFilters) -> pd.DataFrame:
     """Recommended searches per department x leading reason: requests, labelled ones, and those that found contraband.
 
-    The leading reason is the largest factor that raised the probability (None: logged before reasons were kept).
+    The leading reason is the sentence of the largest factor that raised the probability (None: logged before
+    reasons were kept, or nothing raised it).
     """
     keys = (Prediction.department, Prediction.leading_reason)
     query = (Prediction

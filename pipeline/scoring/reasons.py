@@ -20,7 +20,7 @@ from pipeline.schema import FIELD_BY_NAME
 from pipeline.scoring.contributions import feature_field, tree_node_values
 from pipeline.scoring.fast_features import NAN, label_of, numeric_values, sigmoid
 from pipeline.scoring.fast_trees import tree_columns
-from pipeline.scoring.sentences import DAYS, MISSING, MONTHS, OTHER, phrase, sentence
+from pipeline.scoring.sentences import DAYS, MISSING, MONTHS, OTHER, sentence
 from pipeline.transform.features import AGE_FIELD, BOOL_FIELDS
 
 TOP = 3  # reasons shown each way
@@ -215,14 +215,6 @@ class TreeExplainer(_Explainer):
 def _summed(terms: list):
     """One term of several for the same column."""
     return lambda value: sum(term(value) for term in terms)
-
-
-def leading_reason(reasons: dict | None) -> str | None:
-    """The largest factor that raised the probability, in words ("Inventory search (I)"); None if nothing did."""
-    if not reasons or not reasons["raising"]:
-        return None
-    first = reasons["raising"][0]
-    return phrase(first["field"], first["feature"], first["value"])
 
 
 def build_explainer(scorer, pipeline, card: dict):
