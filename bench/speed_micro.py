@@ -1,7 +1,8 @@
 """The two steps of /should_search measured alone, in-process: the model step and the database insert.
 
 Model step: µs per record of ``Artifact.predict_one`` (the fast path) against ``Artifact.predict_proba([record])``
-(the scikit-learn path), over the 223 validated dry-run observations.
+(the scikit-learn path), over the 223 validated dry-run observations; and of ``Artifact.reasons`` (issue 12: the
+reasons of the decision, computed beside the probability on every request).
 Insert: µs per committed insert on Postgres of the service's write function against a plain peewee insert and a
 bare psycopg2 INSERT + COMMIT (the floor), each on one open connection, synchronous_commit as the server has it.
 """
@@ -56,19 +57,27 @@ def model_step(min_seconds: float) -> dict:
     _, records = dry_run_records()
     log(f"model step: {artifact.version}, {len(records)} records, predict_one then predict_proba ...")
     fast = _per_record_us(artifact.predict_one, records, min_seconds)
+    reasons = _per_record_us(artifact.reasons, records, min_seconds) if artifact.explainer is not None else None
     sklearn_path = _per_record_us(lambda r: artifact.predict_proba([r])[0], records, min_seconds)
     one = np.array([artifact.predict_one(r) for r in records])
     batch = artifact.predict_proba(records)
-    return {"model_version": artifact.version, "fast_path": fast, "sklearn_path": sklearn_path,
+    return {"model_version": artifact.version, "fast_path": fast, "sklearn_path": sklearn_path, "reasons": reasons,
             "speedup": sklearn_path["us_per_record_median"] / fast["us_per_record_median"],
             "max_abs_difference": float(np.max(np.abs(one - batch)))}
 
 
 class ConstantModel:
-    """Stands in for the artifact, so the insert timing holds no model time."""
+    """Stands in for the artifact, so the insert timing holds no model time (its reasons: one real answer's)."""
 
     version = "bench-constant"
     threshold = 0.5
+
+    def __init__(self, reasons: dict | None = None):
+        self._reasons = reasons
+
+    def reasons(self, record: dict) -> dict | None:
+        """The same stored-size reasons for every record, computed once."""
+        return self._reasons
 
     def predict_one(self, record: dict) -> float:
         """Always 0.25."""
@@ -130,7 +139,7 @@ def insert_step(url: str, count: int, rounds: int = 3) -> dict:
     raws, records = dry_run_records()
     database.initialize(database_from_url(url, serving=True))
     database.connect()
-    model, prefix = ConstantModel(), uuid.uuid4().hex[:8]
+    model, prefix = ConstantModel(load_artifact().reasons(records[0])), uuid.uuid4().hex[:8]
     predictions.decide(f"warm-{prefix}", raws[0], records[0], model)
     template = Prediction.select().dicts().get()
     template.pop("id")

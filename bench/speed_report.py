@@ -19,6 +19,7 @@ TARGET_RATIO = 0.30
 TARGET_P50_MS_1 = 3.0
 TARGET_P99_MS_8 = 25.0
 TARGET_MODEL_US = 50.0
+TARGET_REASONS_US = 20.0  # issue 12: the reasons of one decision on the fast path
 
 
 def _git(*args: str) -> str:
@@ -113,6 +114,10 @@ def micro_table(model: dict | None, insert: dict | None) -> list[str]:
                   f"{_mark(fast <= TARGET_MODEL_US)})",
                   f"  predict_proba([record]) (sklearn) {slow:>10.1f}   ({model['speedup']:.0f}x; largest "
                   f"|difference| {model['max_abs_difference']:.1e})"]
+        if model.get("reasons"):
+            reasons = model["reasons"]["us_per_record_median"]
+            lines.append(f"  reasons (fast path)               {reasons:>10.1f}   (target <= {TARGET_REASONS_US:g} µs: "
+                         f"{_mark(reasons <= TARGET_REASONS_US)})")
     if insert:
         pg = insert["postgres"]
         lines.append(f"insert, µs per committed insert on Postgres {pg['server_version'].split()[0]} "
@@ -160,6 +165,8 @@ def _flatten(result: dict) -> dict[str, float]:
     if result.get("model_step"):
         flat["model fast µs/record"] = result["model_step"]["fast_path"]["us_per_record_median"]
         flat["model sklearn µs/record"] = result["model_step"]["sklearn_path"]["us_per_record_median"]
+        if result["model_step"].get("reasons"):
+            flat["reasons µs/record"] = result["model_step"]["reasons"]["us_per_record_median"]
     for key in ("service", "peewee", "psycopg2"):
         if result.get("insert_step"):
             flat[f"insert {key} µs median"] = result["insert_step"][key]["us_median"]

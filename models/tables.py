@@ -55,7 +55,10 @@ class Prediction(BaseModel):
     shadow_version = CharField(max_length=100, null=True)
     shadow_probability = DoubleField(null=True)
     shadow_should_search = BooleanField(null=True)
-    reasons = TextField(null=True)  # JSON of the answer's reasons (migration 0004); null before it or without them
+    # Migration 0004; null before it, or for a model without reasons. The JSON of the answer's reasons, and the
+    # sentence of the largest factor that raised the probability (what the report counts per department).
+    reasons = TextField(null=True)
+    leading_reason = TextField(null=True)
 
 
 class Outcome(BaseModel):

@@ -89,6 +89,7 @@ def _prediction_row(observation_id: str, raw: dict, record: dict, digest: str, p
         "received_at": _utcnow(),
         **_shadow_columns(record, shadow),
         "reasons": None if reasons is None else json.dumps(reasons, separators=(",", ":"), ensure_ascii=False),
+        "leading_reason": reasons["raising"][0]["sentence"] if reasons and reasons["raising"] else None,
     })
     return row
 

@@ -165,3 +165,43 @@ def test_migration_files_are_frozen_copies():
     for path in migrations.MIGRATIONS_DIR.glob("[0-9]*.py"):
         source = path.read_text()
         assert "from models" not in source and "import models" not in source, path.name
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_0004_refreshes_the_shipped_card_a_registry_row_holds_from_an_older_release(backend, fresh_url):
+    """A database migrated when the shipped card had no ``reasons`` keeps that card in its registry row, which would
+    then fail to verify; 0004 gives the row the current card (same version, same bytes) and leaves others alone."""
+    import importlib
+    import json
+
+    from models import ModelVersion
+    from pipeline.scoring import registry
+    from pipeline.scoring.artifact import ArtifactError
+    reasons_migration = importlib.import_module("migrations.0004_decision_reasons")
+    with _open(fresh_url(backend)) as db:
+        migrations.apply_migrations(db)
+        current = (ROOT / "artifacts" / "default" / "model_card.json").read_text()
+        older = json.dumps({k: v for k, v in json.loads(current).items() if k != "reasons"}, indent=2) + "\n"
+        with registry.using(db):
+            ModelVersion.update(card=older).execute()
+        with pytest.raises(ArtifactError, match="registered by an older release"):
+            registry.live_artifact(db)
+        assert reasons_migration.refresh_shipped_card(db) == 1
+        assert registry.live_artifact(db).card["reasons"] == json.loads(current)["reasons"]
+        assert reasons_migration.refresh_shipped_card(db) == 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_0004_completes_a_database_that_applied_its_earlier_form(backend, fresh_url):
+    """A database that applied 0004_reasons (reasons only) gets leading_reason, and then the models' schema."""
+    from playhouse.migrate import SchemaMigrator
+    expected = declared_schema(fresh_url(backend))
+    with _open(fresh_url(backend)) as db:
+        migrations.apply_migrations(db)
+        migrator = SchemaMigrator.from_database(db)
+        migrator.migrate(migrator.drop_column("prediction", "leading_reason"))
+        db.execute_sql(f"UPDATE {migrations.HISTORY_TABLE} SET name = '0004_reasons' "
+                       "WHERE name = '0004_decision_reasons'")
+        assert migrations.pending_migrations(db) == ["0004_decision_reasons"]
+        assert migrations.apply_migrations(db) == ["0004_decision_reasons"]
+        assert introspect(db)["prediction"]["columns"] == expected["prediction"]["columns"]

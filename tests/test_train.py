@@ -154,3 +154,27 @@ def test_drift_margin_absorbs_the_largest_fall_in_hit_rate():
     drop = np.log(0.3 / 0.7) - np.log(0.2 / 0.8)
     assert result["largest_logit_drop"] == pytest.approx(drop)
     assert result["margin"] == pytest.approx(1 / (1 + np.exp(-drop)) - 0.5)
+
+
+def test_training_names_the_reference_of_reasons_and_the_backfill_command_recomputes_it(trained, small_file,
+                                                                                      tmp_path):
+    """The card's reasons average the training rows; pipeline.training.reasons_card gives the same from the file."""
+    from pipeline.training.reasons_card import main as reasons_card
+    card = read_card(trained)
+    reasons = card["reasons"]
+    assert reasons["rows"] == card["training_data"]["rows"]["train"]
+    assert set(reasons["feature_means"]) == set(card["feature_names"])
+    artifact = load_artifact(trained)
+    assert artifact.explainer.reference["log_odds"] == pytest.approx(reasons["log_odds"], abs=1e-12)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("model.joblib", "model_card.json"):
+        (copy / name).write_bytes((trained / name).read_bytes())
+    bare = {key: value for key, value in card.items() if key != "reasons"}
+    (copy / "model_card.json").write_text(json.dumps(bare, indent=2))
+    assert reasons_card(["--data", str(small_file), "--artifact", str(copy), "--quiet"]) == 0
+    again = read_card(copy)["reasons"]
+    assert {k: v for k, v in again.items() if k not in ("feature_means", "log_odds", "probability")} == \
+        {k: v for k, v in reasons.items() if k not in ("feature_means", "log_odds", "probability")}
+    assert again["feature_means"] == pytest.approx(reasons["feature_means"], abs=1e-12)
+    assert again["log_odds"] == pytest.approx(reasons["log_odds"], abs=1e-12)

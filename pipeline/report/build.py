@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from models import Prediction
 from models.database import long_statements, report_deadline
 from pipeline.report import alarm, queries
+from pipeline.report.drivers_section import drivers_section
 from pipeline.report.fairness_section import fairness_section
 from pipeline.report.filters import FairnessParameters, ReportFilters
 from pipeline.report.gather import running_queries
@@ -62,6 +63,7 @@ def build_report(filters: ReportFilters | None = None, fairness: FairnessParamet
             "population": population_section(card, results),
             "shadow": shadow_section(results["shadow_groups"], results["shadow_bins_live"],
                                      results["shadow_bins_shadow"], fairness, roc_bins),
+            "drivers": drivers_section(results["drivers"]),
         }
         report["alarm"] = alarm.checks(report, results["sac_by_day"])
     report["seconds"] = round(time.perf_counter() - started, 3)

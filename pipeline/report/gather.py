@@ -62,6 +62,7 @@ def running_queries(filters: ReportFilters, roc_bins: int, population_fields: li
             "shadow_bins_live": (queries.shadow_probability_bins, filters, False, roc_bins),
             "shadow_bins_shadow": (queries.shadow_probability_bins, filters, True, roc_bins),
             "sac_by_day": (queries.sac_none_by_day, filters),
+            "drivers": (queries.leading_reason_counts, filters),
             **population_jobs(filters, population_fields)}
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="report-query") as pool:
         futures = {name: pool.submit(_in_own_connection, deadline, *job) for name, job in jobs.items()}

@@ -144,6 +144,21 @@ def sac_none_by_day(filters: ReportFilters) -> pd.DataFrame:
     return frame
 
 
+def leading_reason_counts(filters: ReportFilters) -> pd.DataFrame:
+    """Recommended searches per department x leading reason: requests, labelled ones, and those that found contraband.
+
+    The leading reason is the sentence of the largest factor that raised the probability (None: logged before
+    reasons were kept, or nothing raised it).
+    """
+    keys = (Prediction.department, Prediction.leading_reason)
+    query = (Prediction
+             .select(*keys, ROWS, fn.COUNT(Prediction.contraband_found),
+                     _is_one(Prediction.contraband_found == True))  # noqa: E712
+             .group_by(*keys))
+    query = _where(query, filters, Prediction.should_search == True)  # noqa: E712
+    return _frame(query, ["department", "leading_reason", "recommended", "labelled", "hits"])
+
+
 def distinct_values(column) -> list[str]:
     """Every value of an indexed column in the whole log, sorted, for the report's filter choices."""
     query = Prediction.select(column).distinct().order_by(column)
@@ -153,4 +168,5 @@ def distinct_values(column) -> list[str]:
 __all__ = ["ROC_BINS", "POPULATION_COLUMNS", "PROTECTED_COLUMNS", "PROFILE_COLUMNS", "VOLUME_COLUMNS",
            "TEXT_COLUMNS", "volume_counts",
            "profile_counts", "probability_bins", "group_outcome_counts", "value_counts", "distinct_values",
-           "outcome_history", "shadow_outcome_counts", "shadow_probability_bins", "sac_none_by_day"]
+           "outcome_history", "shadow_outcome_counts", "shadow_probability_bins", "sac_none_by_day",
+           "leading_reason_counts"]

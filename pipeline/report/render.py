@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pipeline.report.filters import DEFAULT_MIN_DEPARTMENT, DEFAULT_MIN_GROUP
 from pipeline.report.pages import interval, number, percent, points, render
-from pipeline.report.tables import alarm_part, fairness_part, population_part, shadow_part, table
+from pipeline.report.tables import alarm_part, drivers_part, fairness_part, population_part, shadow_part, table
 
 DEFAULT_CLASS = {"yes": "bad", "for some codes": "unknown", "no": "good"}
 
@@ -119,6 +119,7 @@ def report_context(report: dict, charts: dict, form: dict | None = None) -> dict
             "performance": _performance(report["performance"]), "sac": _sac(report["sac_table"]),
             "roc": _roc(report["roc"]), "fairness": fairness_part(report["fairness"]),
             "population": population_part(report["population"]), "shadow": shadow_part(report["shadow"]),
+            "drivers": drivers_part(report["drivers"]),
             "alarm": alarm_part(report["alarm"]) if "alarm" in report else None, "charts": charts}
 
 

@@ -1,5 +1,5 @@
-"""The fairness (5), population (6) and shadow (7) parts of the report page and the alarm's verdicts as plain data,
-and the table shape ``templates/_macros.html`` draws."""
+"""The fairness (5), population (6), shadow (7) and drivers (8) parts of the report page and the alarm's verdicts
+as plain data, and the table shape ``templates/_macros.html`` draws."""
 from __future__ import annotations
 
 from pipeline.report.pages import EM_DASH, interval, number, percent, points
@@ -158,3 +158,20 @@ def _shadow_version(entry: dict) -> dict:
 def shadow_part(shadow: dict) -> dict:
     """Section 7: each shadow version against the live decisions on the same requests."""
     return {"versions": [_shadow_version(entry) for entry in shadow["versions"]], "note": shadow["note"]}
+
+
+def _driver_rows(entries: list[dict]) -> list[list]:
+    return [[e["reason"], e["recommended"], e["labelled"], e["contraband_found"], interval(e["precision"])]
+            for e in entries]
+
+
+def drivers_part(drivers: dict) -> dict:
+    """Section 8: the most frequent leading reasons of recommended searches, overall and per department."""
+    headers = ["leading reason", "searches recommended", "with outcome", "contraband found", "precision [95% CI]"]
+    per_department = [[d["department"], *row] for d in drivers["by_department"] for row in _driver_rows(d["reasons"])]
+    return {"summary": f"{drivers['recommended']:,} searches recommended; {drivers['without_reasons']:,} of them "
+                       "without a leading reason (see the note).",
+            "overall": table(headers, _driver_rows(drivers["overall"]), caption="Most frequent leading reasons"),
+            "by_department": table(["department", *headers], per_department, numeric_from=2,
+                                   caption="Leading reasons per department (its three most frequent)"),
+            "note": drivers["note"]}

@@ -109,14 +109,10 @@ class _Explainer:
 
     def reasons(self, record: dict) -> dict:
         """The answer's ``reasons``: the reference, and up to TOP features each way, largest effect first."""
-        ranked = sorted(self.effects(record), key=_effect)
+        ranked = sorted(self.effects(record))  # by effect; ties by feature name, which is unique
         raising = [self._reason(*item) for item in reversed(ranked[-TOP:]) if item[0] > 0]
         lowering = [self._reason(*item) for item in ranked[:TOP] if item[0] < 0]
         return {"reference": dict(self.reference), "raising": raising, "lowering": lowering}
-
-
-def _effect(item: tuple) -> float:
-    return item[0]
 
 
 class LinearExplainer(_Explainer):
@@ -138,7 +134,7 @@ class LinearExplainer(_Explainer):
         terms = {}
         for name, term in scorer.numeric:
             terms.setdefault(name, []).append(term)
-        self.numeric = [(name, column[0] if len(column) == 1 else _summed(column), self.means[name])
+        self.numeric = [(name, column[0] if len(column) == 1 else _summed(column), self.means[name], {})
                         for name, column in terms.items()]
         self.year_range = (scorer.year_low, scorer.year_high)
         self.categorical_features = {field for field, *_ in self.categorical}
@@ -151,9 +147,14 @@ class LinearExplainer(_Explainer):
             effect, value = missing if key is None else labels.get(key, unseen)
             out.append((effect, field, value))
         values = numeric_values(record, *self.year_range)
-        for name, term, mean in self.numeric:
+        for name, term, mean, known in self.numeric:
             value = values[name]
-            out.append((term(value) - mean, name, value))
+            effect = known.get(value)  # hours, days, months and flags take few values: each term is computed once
+            if effect is None:
+                effect = term(value) - mean
+                if len(known) < CACHE_SIZE:
+                    known[value] = effect
+            out.append((effect, name, value))
         return out
 
 

@@ -143,6 +143,16 @@ def _age_verdict(none: dict, age: dict) -> str:
     return "lowers" if share["age"] < share["none"] else "does not lower"
 
 
+def _reasons(reasons: dict) -> list[str]:
+    """The reference every reason of the service is stated against, and each feature's average contribution."""
+    out = [f"Every `/should_search` answer gives its reasons as effects in log-odds against {reasons['reference']} "
+           f"({reasons['method']}): log-odds **{reasons['log_odds']:.4f}**, probability "
+           f"{_pct(reasons['probability'])}. That reference plus every feature's effect is the model's log-odds for "
+           "the record. The averages (the card's `reasons.feature_means`):", "",
+           "| feature | average contribution (log-odds) |", "|---|---|"]
+    return out + [f"| {name} | {value:+.4f} |" for name, value in reasons["feature_means"].items()]
+
+
 def render(card: dict, bench: str | None = None, generator_commit: str | None = None) -> str:
     """The markdown text of MODEL_CARD.md for one card (and optionally the benchmark's printed output)."""
     data, rows = card["training_data"], card["training_data"]["rows"]
@@ -194,6 +204,8 @@ def render(card: dict, bench: str | None = None, generator_commit: str | None = 
         out += _protected_table(card["protected_features_check"])
     out += ["", "## Training population (drift baseline)", ""] + _population(card["population"],
                                                                              card.get("population_rows", 0))
+    if "reasons" in card:
+        out += ["", "## Reasons: the reference", ""] + _reasons(card["reasons"])
     out += ["", "## Packages", "", ", ".join(f"{k} {v}" for k, v in card["packages"].items())]
     if bench:
         out += ["", "## Full-size benchmark (`bench/train.py`)", "", "```", bench.strip(), "```"]
