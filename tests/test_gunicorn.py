@@ -157,5 +157,6 @@ def test_make_and_ci_use_the_same_commands():
     assert START.replace("gunicorn ", "$(VENV)/bin/python -m gunicorn ", 1) in makefile
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert ci[0] == "#!/usr/bin/env bash" and "set -euo pipefail" in ci
-    assert [line for line in ci if line.startswith("make")][-2:] == ["make lint", "make test"]
+    targets = [line for line in ci if line.startswith("make")]
+    assert "make test" in targets and targets.index("make lint") < targets.index("make test")
     assert os.access(ROOT / ".ci" / "run", os.X_OK)
