@@ -97,7 +97,7 @@ def test_the_section_follows_the_reports_filters(drivers_log):
 def test_the_page_shows_the_section(drivers_log):
     page = render_page(build_report())
     assert "7. What drives recommendations" in page
-    assert "Inventory search (I)" in page and "Department &#x27;beta&#x27;" in page
+    assert "Inventory search (I)" in page and "Department &#39;beta&#39;" in page
     assert "66.7% [20.8%, 93.9%] n=3" in page
 
 
