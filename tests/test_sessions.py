@@ -261,3 +261,17 @@ def test_start_up_log_says_whether_authentication_is_on(artifact, make_app, capl
     monkeypatch.setenv("API_AUTH_DISABLED", "local-development")
     make_app({"DATABASE_URL": "sqlite:///:memory:"}, model=artifact)
     assert any("authentication is OFF" in r.getMessage() for r in caplog.records)
+
+
+def test_pages_work_with_authentication_off(artifact, make_app, migrated_database_url, client_as, monkeypatch):
+    """Local development without keys: no session at all; the report opens directly; sign-in says why."""
+    for name in ("API_KEYS", "API_KEYS_REVOKED", "SESSION_SECRET"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("API_AUTH_DISABLED", "local-development")
+    browser = client_as(make_app({"DATABASE_URL": migrated_database_url}, model=artifact), None)
+    assert "Authentication is off" in browser.get("/sign-in").get_data(as_text=True)
+    assert browser.post("/sign-in", data={"key": "x"}).status_code == 200
+    assert browser.post("/sign-out").status_code == 303
+    page = browser.get("/report.html", headers=HTML)
+    assert page.status_code == 200 and "Sign in" not in page.get_data(as_text=True)
+    assert "Set-Cookie" not in page.headers
