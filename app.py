@@ -16,7 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the CTRP3 search service with Flask's development server "
                                      "(production uses gunicorn, see Procfile). Settings come from the "
                                      "environment: DATABASE_URL, MODEL_DIR, MAX_CONTENT_LENGTH, API_KEYS, "
-                                     "API_KEYS_REVOKED, API_AUTH_DISABLED=local-development (no keys, "
+                                     "API_KEYS_REVOKED, SESSION_SECRET (with keys), TRUSTED_PROXY_HOPS, "
+                                     "API_AUTH_DISABLED=local-development (no keys, "
                                      "local development only).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)

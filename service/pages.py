@@ -134,6 +134,8 @@ def sign_in():
 @pages.post("/sign-out")
 def sign_out():
     """End the browser session (the form carries the CSRF token)."""
+    if _keyring() is None:  # authentication off: there are no sessions to end
+        return redirect(url_for("pages.index"), 303)
     if not sessions.csrf_valid():
         return _sign_in_page(403, "The sign-out form expired or did not come from this site; nothing was changed.")
     sessions.sign_out()

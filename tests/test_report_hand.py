@@ -203,3 +203,48 @@ def test_cli_refuses_bad_options(hand_log, tmp_path, capsys):
     assert "since" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         report_cli(["--database-url", hand_log, "--out", str(tmp_path / "r.txt")])
+
+
+def test_page_folds_long_fields_warns_of_few_gaps_and_fits_its_date_fields(hand_log):
+    """Table 6 folds a field of many values (departments); a gap histogram of a few gaps carries a warning; the
+    filter form's date placeholder is short enough to show whole."""
+    for number in range(1, 17):
+        Prediction.update(department=f"Town {number:02d}").where(Prediction.observation_id == f"obs-{number}").execute()
+    card = {**CARD, "population": {**CARD["population"], "Department Name": {"Town 01": 1.0}}}
+    folded = render_page(build_report(card=card))
+    department = folded.split("<summary>Department Name (16 values)</summary>")[0].rsplit("<details", 1)[1]
+    assert department.strip() == ">"  # closed: no "open" attribute
+    assert "<details open><summary>SubjectSexCode" in folded
+    Prediction.update(department="Alpha").execute()
+    report = build_report(fairness=FairnessParameters(min_department=4, min_group=2), card=CARD)
+    assert 0 < len(report["fairness"]["model"]["gaps"]) < 20
+    page = render_page(report)
+    assert 'id="gap-warning"' in page and "gaps for the model" in page
+    assert 'id="gap-warning"' not in folded  # no gaps at all: the chart itself says so
+    from pipeline.report import filter_form, render_html, report_charts
+    form = filter_form("/report.html", {"departments": ["Alpha"], "model_versions": ["v2"]}, {"since": ""}, "/report")
+    served = render_html(report, report_charts(report), form)
+    assert served.count('placeholder="YYYY-MM-DD"') == 2 and 'href="/report"' in served
+
+
+def test_cli_takes_the_services_defaults(hand_log, tmp_path, monkeypatch, capsys):
+    """No --database-url or an empty one: $DATABASE_URL, as the service; no --artifact: $MODEL_DIR's card."""
+    card_dir = tmp_path / "live"
+    card_dir.mkdir()
+    (card_dir / "model_card.json").write_text(json.dumps({**CARD, "version": "live-v9"}))
+    database.close()
+    monkeypatch.setenv("DATABASE_URL", hand_log)
+    monkeypatch.setenv("MODEL_DIR", str(card_dir))
+    out = tmp_path / "report.json"
+    assert report_cli(["--database-url", "", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["volume"]["requests"] == 16 and report["active_model"]["version"] == "live-v9"
+    monkeypatch.setenv("DATABASE_URL", "")
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "nowhere" / "ctrp3.sqlite3"
+    monkeypatch.setattr("pipeline.report.__main__.resolve_database_url", lambda url, env: f"sqlite:///{missing}")
+    assert report_cli(["--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "there is no database at" in error and "Traceback" not in error
+    monkeypatch.setenv("DATABASE_URL", "mysql://nope")
+    monkeypatch.undo()

@@ -247,3 +247,31 @@ def test_pages_carry_a_strict_content_security_policy(browser, api_keys):
             assert response.status_code == 200
     assert browser.get("/docs/assets/index.html").status_code == 404
     assert "http" not in re.sub(r'href="https?://[^"]*"', "", docs.split("<main>")[0])  # no CDN in the head
+
+
+def test_start_up_log_says_whether_authentication_is_on(artifact, make_app, caplog, monkeypatch):
+    """One start-up line: on, with the active keys per role and the revoked count (never a key); or OFF."""
+    caplog.set_level("INFO", logger="service")
+    make_app({"DATABASE_URL": "sqlite:///:memory:"}, model=artifact)
+    line = next(r.getMessage() for r in caplog.records if "authentication is" in r.getMessage())
+    assert line.startswith("authentication is on: 5 active API key(s) (2 officer, 2 analyst, 1 admin), 1 revoked")
+    caplog.clear()
+    for name in ("API_KEYS", "API_KEYS_REVOKED", "SESSION_SECRET"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("API_AUTH_DISABLED", "local-development")
+    make_app({"DATABASE_URL": "sqlite:///:memory:"}, model=artifact)
+    assert any("authentication is OFF" in r.getMessage() for r in caplog.records)
+
+
+def test_pages_work_with_authentication_off(artifact, make_app, migrated_database_url, client_as, monkeypatch):
+    """Local development without keys: no session at all; the report opens directly; sign-in says why."""
+    for name in ("API_KEYS", "API_KEYS_REVOKED", "SESSION_SECRET"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("API_AUTH_DISABLED", "local-development")
+    browser = client_as(make_app({"DATABASE_URL": migrated_database_url}, model=artifact), None)
+    assert "Authentication is off" in browser.get("/sign-in").get_data(as_text=True)
+    assert browser.post("/sign-in", data={"key": "x"}).status_code == 200
+    assert browser.post("/sign-out").status_code == 303
+    page = browser.get("/report.html", headers=HTML)
+    assert page.status_code == 200 and "Sign in" not in page.get_data(as_text=True)
+    assert "Set-Cookie" not in page.headers
