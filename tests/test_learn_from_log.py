@@ -1,0 +1,138 @@
+"""Retraining from the service's log (``python -m pipeline.train --from-log``), on SQLite and Postgres.
+
+The log is filled through the real API (the app's test client): /should_search for each stop, /search_result for
+its outcome, a correction with a reason where a label changes.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from models import database, database_from_url
+from pipeline.schema import TARGET
+from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR, load_artifact
+from pipeline.training.from_log import LogTrainingConfig, NotEnoughOutcomes, train_from_log
+from pipeline.training.from_log import main as from_log_main
+from pipeline.training.log_data import read_log
+
+DEPARTMENTS = {"Darien": 1.0, "New Haven": -1.0, "Milford": 0.0, "Hartford": 0.5}
+
+
+def stops(n: int, seed: int = 0) -> list[tuple[dict, bool]]:
+    """(observation as an app sends it, outcome) for ``n`` distinct stops whose outcome depends on department
+    and SearchAuthorizationCode."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        department = list(DEPARTMENTS)[i % len(DEPARTMENTS)]
+        sac = "CINO"[rng.integers(0, 4)]
+        logit = DEPARTMENTS[department] + (1.2 if sac == "O" else -0.6)
+        observation = {
+            "Department Name": department, "InterventionDateTime": f"2018-{1 + i % 12:02d}-{1 + i % 28:02d}T"
+            f"{i % 24:02d}:{i % 60:02d}:00", "InterventionLocationName": f"TOWN {i % 7}",
+            "InterventionReasonCode": "VEI"[i % 3], "ReportingOfficerIdentificationID": str(100 + i % 9),
+            "ResidentIndicator": bool(i % 2), "SearchAuthorizationCode": sac,
+            "StatuteReason": ["Speed Related", "Registration", "Other"][i % 3], "SubjectAge": 18 + i % 50,
+            "SubjectEthnicityCode": "HMN"[i % 3], "SubjectRaceCode": "ABIW"[i % 4], "SubjectSexCode": "FM"[i % 2],
+            "TownResidentIndicator": bool(i % 5)}
+        out.append((observation, bool(rng.random() < 1 / (1 + np.exp(-logit)))))
+    return out
+
+
+def send(client, observation_id: str, observation: dict, outcome: bool | None, reason: str | None = None):
+    """Log one request (and its outcome, if given) through the API."""
+    response = client.post("/should_search", json={"observation_id": observation_id, "observation": observation})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    if outcome is not None:
+        body = {"observation_id": observation_id, "contraband_found": outcome}
+        if reason:
+            body["correction"] = {"reason": reason}
+        response = client.post("/search_result", json=body)
+        assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def _read(url: str):
+    db = database_from_url(url)
+    database.initialize(db)
+    try:
+        return read_log(db)
+    finally:
+        db.close()
+
+
+def test_corrections_apply_and_duplicates_collapse(client, migrated_database_url):
+    (first, _), (second, _), (third, _) = stops(3)
+    send(client, "a", first, True)
+    client.post("/search_result", json={"observation_id": "a", "contraband_found": False,
+                                        "correction": {"reason": "lab result came back negative"}})
+    send(client, "b", second, True)
+    send(client, "b-again", second, True)  # the same stop under another id, same outcome: one row
+    send(client, "b-other", second, False)  # the same stop with the other outcome: kept, as the file's are
+    send(client, "c", third, None)  # no outcome yet: not a training row
+    loaded = _read(migrated_database_url)
+    assert loaded.counts == {"labelled": 4, "after_dedup": 3, "usable": 3}
+    frame = loaded.frame
+    assert frame[TARGET].tolist() == [False, True, False]  # "a" corrected to False; "b" once True, once False
+    assert frame["Department Name"].tolist() == [first["Department Name"], second["Department Name"],
+                                                 second["Department Name"]]
+    assert frame["SubjectAge"].dtype == np.float32 and str(frame["InterventionDateTime"].dtype).startswith("datetime")
+
+
+def test_retrain_from_log_writes_a_compared_candidate(client, migrated_database_url, tmp_path, capsys):
+    for i, (observation, outcome) in enumerate(stops(240)):
+        send(client, f"s{i}", observation, outcome)
+    send(client, "dup", stops(1)[0][0], stops(1)[0][1])
+    out = tmp_path / "candidate"
+    code = from_log_main(["--from-log", "--database-url", migrated_database_url, "--out", str(out),
+                          "--live-model", str(DEFAULT_ARTIFACT_DIR), "--fairness-min-department", "20"])
+    assert code == 0
+    captured = capsys.readouterr()
+    version = captured.out.strip().splitlines()[-1]
+    assert captured.out.strip() == version  # the version alone on stdout, progress on stderr
+    assert "reading the labelled predictions" in captured.err
+    candidate = load_artifact(out)  # the fast path was built and checked against scikit-learn on load
+    assert candidate.version == version and candidate.scoring_path == "fast-linear"
+    card = candidate.card
+    assert card["training_data"]["log"]["labelled"] == 241 and card["training_data"]["log"]["after_dedup"] == 240
+    assert card["training_data"]["held_out"]["rows"] == 48
+    comparison = card["comparison"]
+    assert comparison["held_out"] == 48 and comparison["live_version"] == load_artifact().version
+    for block in (comparison["candidate"], comparison["live"]):
+        assert {"threshold", "auc", "auc_interval", "precision", "precision_interval", "recall", "recall_interval",
+                "fairness"} <= set(block)
+    assert comparison["verdict"] in ("better", "similar", "worse")
+    assert comparison["at_least_as_good"] == (comparison["verdict"] != "worse")
+    low, high = comparison["auc_difference"]["interval"]
+    assert low <= comparison["auc_difference"]["value"] <= high
+    assert card["threshold"] == comparison["candidate"]["threshold"]
+    assert "officer" not in " ".join(card["feature_names"]).lower()  # issue 12: not a feature of the default
+    json.dumps(card)  # JSON all the way down
+
+
+def test_too_few_outcomes_are_refused(client, migrated_database_url, tmp_path):
+    for i, (observation, outcome) in enumerate(stops(12)):
+        send(client, f"s{i}", observation, outcome if i < 10 else None)
+    config = LogTrainingConfig(database_url=migrated_database_url, out=tmp_path / "m", quiet=True)
+    with pytest.raises(NotEnoughOutcomes, match=r"holds 10 labelled predictions .* at least 100"):
+        train_from_log(config)
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_log_of_one_class_is_refused(client, migrated_database_url, tmp_path):
+    for i, (observation, _) in enumerate(stops(30)):
+        send(client, f"s{i}", observation, True)
+    config = LogTrainingConfig(database_url=migrated_database_url, min_outcomes=20, quiet=True)
+    with pytest.raises(NotEnoughOutcomes, match="both outcomes are needed"):
+        train_from_log(config)
+
+
+def test_configuration_is_immutable_and_help_names_the_command(capsys):
+    config = LogTrainingConfig(database_url="sqlite:///x")
+    with pytest.raises(AttributeError):
+        config.margin = 0.1
+    with pytest.raises(SystemExit) as exit_info:
+        from_log_main(["--from-log", "--help"])
+    assert exit_info.value.code == 0
+    assert "python -m pipeline.train --from-log" in capsys.readouterr().out
