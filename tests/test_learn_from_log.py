@@ -136,3 +136,47 @@ def test_configuration_is_immutable_and_help_names_the_command(capsys):
         from_log_main(["--from-log", "--help"])
     assert exit_info.value.code == 0
     assert "python -m pipeline.train --from-log" in capsys.readouterr().out
+
+
+def write_training_file(path, rows: list[tuple[dict, bool]]):
+    """The client's file format (15 columns, CT dates, searched rows plus one unsearched row that is ignored)."""
+    import pandas as pd
+
+    from pipeline.schema import CT_DATETIME_FORMAT, SEARCHED, TRAINING_COLUMNS
+
+    records = []
+    for observation, outcome in rows + [(rows[0][0], False)]:
+        record = dict(observation, **{SEARCHED: True, TARGET: outcome})
+        stamp = pd.Timestamp(observation["InterventionDateTime"]) - pd.DateOffset(years=2)
+        record["InterventionDateTime"] = stamp.strftime(CT_DATETIME_FORMAT)
+        records.append(record)
+    records[-1][SEARCHED] = False
+    pd.DataFrame(records, columns=list(TRAINING_COLUMNS)).to_csv(path, index=False)
+    return path
+
+
+def test_the_client_file_joins_the_log_with_a_measured_weight(client, migrated_database_url, tmp_path):
+    data = write_training_file(tmp_path / "train.csv", stops(300, seed=5))
+    for i, (observation, outcome) in enumerate(stops(150, seed=6)):
+        send(client, f"s{i}", observation, outcome)
+    config = LogTrainingConfig(database_url=migrated_database_url, data=data, out=tmp_path / "m",
+                               live_model=DEFAULT_ARTIFACT_DIR, quiet=True)
+    _, version = train_from_log(config)
+    card = load_artifact(tmp_path / "m").card
+    assert card["version"] == version
+    rows = card["training_data"]
+    assert rows["source"] == "log + file" and rows["file"]["usable"] == 300 and rows["held_out"]["source"] == "log"
+    weighting = rows["file_weighting"]
+    assert set(weighting["held_out_auc"]) == {"0", "0.1", "0.3", "1"}
+    assert weighting["held_out_auc"][f"{weighting['chosen']:g}"] == max(weighting["held_out_auc"].values())
+
+
+def test_a_file_makes_up_for_too_few_outcomes(client, migrated_database_url, tmp_path):
+    data = write_training_file(tmp_path / "train.csv", stops(300, seed=5))
+    for i, (observation, outcome) in enumerate(stops(10, seed=6)):
+        send(client, f"s{i}", observation, outcome)
+    config = LogTrainingConfig(database_url=migrated_database_url, data=data, out=tmp_path / "m", quiet=True,
+                               live_model=DEFAULT_ARTIFACT_DIR)
+    train_from_log(config)
+    rows = load_artifact(tmp_path / "m").card["training_data"]
+    assert rows["held_out"]["source"] == "file" and rows["log"]["fitted"] == 10 and rows["held_out"]["rows"] == 60
