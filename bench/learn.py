@@ -38,13 +38,13 @@ sys.path.insert(0, str(ROOT))
 
 from migrations import apply_migrations  # noqa: E402
 from models import close_pool, database, database_from_url  # noqa: E402
-from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR, load_artifact  # noqa: E402
-from pipeline.evaluation.summary import quality  # noqa: E402
 from pipeline.evaluation.metrics import roc_auc  # noqa: E402
+from pipeline.evaluation.summary import quality  # noqa: E402
 from pipeline.schema import SEARCHED, TARGET, ValidationError, age_group, clean_frame, validate_observation  # noqa
+from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR, load_artifact  # noqa: E402
 from pipeline.synthetic.generate import generate  # noqa: E402
 from pipeline.training.log_model import build_log_model  # noqa: E402
-from service.predictions import decide, observation_digest, record_outcome  # noqa: E402
+from service.predictions import decide, record_outcome  # noqa: E402
 
 STEPS = (100, 300, 1_000, 3_000, 10_000, 30_000)
 FULL_ROWS = 2_473_643

@@ -9,9 +9,9 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
+from pipeline.schema import OBSERVATION_FIELDS, TARGET, records_to_frame, validate_observation
 from pipeline.scoring.artifact import ArtifactError, check_scorer, load_artifact, save_artifact
 from pipeline.scoring.fast_linear import build_scorer, probe_records, worst_disagreement
-from pipeline.schema import OBSERVATION_FIELDS, TARGET, records_to_frame, validate_observation
 from pipeline.training.log_model import build_log_model
 from pipeline.transform.shrinkage import ShrinkageEncoder, prior_strength_by_moments
 from pipeline.transform.shrunk_features import ShrunkStopFeatures

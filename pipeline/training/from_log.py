@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,11 +21,11 @@ import numpy as np
 import pandas as pd
 
 from models import database, database_from_url, resolve_database_url
-from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR, load_artifact, save_artifact
-from pipeline.loading import load_training_data
 from pipeline.evaluation.metrics import roc_auc, select_threshold
+from pipeline.loading import load_training_data
 from pipeline.progress import Progress
 from pipeline.schema import TARGET
+from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR, load_artifact, save_artifact
 from pipeline.training.comparison import compare
 from pipeline.training.log_card import build_log_card
 from pipeline.training.log_data import read_log

@@ -9,8 +9,8 @@ import pandas as pd
 from pipeline.evaluation import population
 from pipeline.evaluation.summary import fairness, quality
 from pipeline.schema import OBSERVATION_FIELDS, PROTECTED_FIELDS, TARGET
-from pipeline.training.log_model import FAMILY
 from pipeline.training.card import POPULATION_FIELDS, SYNTHETIC_NOTICE, _packages, code_commit, is_synthetic
+from pipeline.training.log_model import FAMILY
 
 
 def rows_sha256(frame: pd.DataFrame) -> str:

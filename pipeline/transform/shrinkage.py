@@ -36,8 +36,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted
 
-from pipeline.transform.features import normalised_categories
 from pipeline.schema import category_key
+from pipeline.transform.features import normalised_categories
 
 SUFFIX = ":log_odds"
 
