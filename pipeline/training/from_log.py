@@ -26,6 +26,7 @@ from pipeline.loading import load_training_data
 from pipeline.progress import Progress
 from pipeline.schema import TARGET
 from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR, load_artifact, save_artifact
+from pipeline.training.calibrated_threshold import calibrated_threshold
 from pipeline.training.comparison import compare
 from pipeline.training.log_card import build_log_card
 from pipeline.training.log_data import read_log
@@ -50,7 +51,8 @@ class LogTrainingConfig:
     min_outcomes: int = 100
     min_precision: float = 0.5
     margin: float | None = None  # None: the drift margin
-    criterion: str = "point"
+    criterion: str = "calibrated"
+    uncertainty: float = 0.0
     file_weights: tuple = FILE_WEIGHTS
     include_officer: bool = False
     C: float = DEFAULT_C
@@ -79,8 +81,13 @@ def parse_args(argv=None) -> LogTrainingConfig:
     parser.add_argument("--margin", type=float, help="extra held-out precision demanded above --min-precision "
                         f"(default: the documented drift, {DOCUMENTED_DRIFT_LOGIT:.3f} in log-odds, or the log's "
                         "own larger month-to-month fall)")
-    parser.add_argument("--criterion", choices=("point", "wilson"), default="point",
-                        help="point (default): held-out precision clears the bar; wilson: its 95%% lower bound does")
+    parser.add_argument("--criterion", choices=("calibrated", "point", "wilson"), default="calibrated",
+                        help="calibrated (default): the expected precision under a recalibration fitted on the "
+                             "held-out rows clears the bar after the drift; point: the held-out precision itself "
+                             "does; wilson: its 95%% lower bound does")
+    parser.add_argument("--uncertainty", type=float, default=0.0,
+                        help="calibrated criterion: also lower the recalibrated log-odds by this many standard "
+                             "errors of the recalibration (default 0)")
     parser.add_argument("--file-weights", type=float, nargs="+", default=list(FILE_WEIGHTS),
                         help="weights of a --data row relative to a log row to try; the best held-out AUC wins")
     parser.add_argument("--include-officer", action="store_true",
@@ -104,7 +111,8 @@ def parse_args(argv=None) -> LogTrainingConfig:
     return LogTrainingConfig(
         database_url=url, data=args.data, out=args.out, version=args.version, holdout=args.holdout,
         min_outcomes=args.min_outcomes, min_precision=args.min_precision, margin=args.margin,
-        criterion=args.criterion, file_weights=tuple(args.file_weights), include_officer=args.include_officer,
+        criterion=args.criterion, uncertainty=args.uncertainty, file_weights=tuple(args.file_weights),
+        include_officer=args.include_officer,
         C=args.C, live_model=args.live_model, fairness_min_department=args.fairness_min_department,
         fairness_min_group=args.fairness_min_group, chunk_rows=args.chunk_rows, seed=args.seed, quiet=args.quiet)
 
@@ -193,12 +201,18 @@ def _drift(train_log: pd.DataFrame, min_precision: float) -> dict:
 
 
 def _threshold(config, truth, scores, drift: dict, say) -> dict:
-    """Highest held-out recall whose precision clears min_precision + margin; relaxed step by step if none can."""
+    """Highest held-out recall whose precision clears min_precision through the drift; relaxed step by step if no
+    threshold can (each step named in the card)."""
     margin = drift["margin"] if config.margin is None else config.margin
+    bar = config.min_precision + margin
+    logit_fall = math.log(bar / (1 - bar)) - math.log(config.min_precision / (1 - config.min_precision))
     attempts = [(config.criterion, margin), ("point", margin), ("point", 0.0)]
     for criterion, tried_margin in dict.fromkeys(attempts):
-        choice = select_threshold(truth, scores, config.min_precision, tried_margin, criterion,
-                                  raise_if_infeasible=False)
+        if criterion == "calibrated":
+            choice = calibrated_threshold(truth, scores, config.min_precision, logit_fall, config.uncertainty)
+        else:
+            choice = select_threshold(truth, scores, config.min_precision, tried_margin, criterion,
+                                      raise_if_infeasible=False)
         if choice["feasible"]:
             relaxed = (criterion, tried_margin) != attempts[0]
             if relaxed:
@@ -206,6 +220,7 @@ def _threshold(config, truth, scores, drift: dict, say) -> dict:
             say(f"threshold {choice['threshold']:.4f}: held-out precision {choice['precision']:.3f}, recall "
                 f"{choice['recall']:.3f}")
             return dict(choice, drift=drift, relaxed=relaxed)
+        say(f"no threshold with criterion {criterion}: {choice['reason']}")
     raise NotEnoughOutcomes(f"cannot choose a threshold: {choice['reason']} Record more outcomes, or add --data.")
 
 

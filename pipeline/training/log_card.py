@@ -45,9 +45,11 @@ def build_log_card(config, log, file_loaded, parts, model, choice, comparison, w
         + ("" if config.data is None else f"; with the training file {config.data.name}"),
         "threshold": choice["threshold"],
         "threshold_selection": {key: value for key, value in choice.items() if key != "threshold"} | {
-            "rule": ("highest recall on the held-out (newest) outcomes among thresholds whose precision (point, or "
-                     "its 95% Wilson lower bound) >= min_precision + margin; the margin absorbs a fall in hit rate "
-                     "like the real stream's; 'relaxed' says a looser criterion had to be used"),
+            "rule": ("highest recall on the held-out (newest) outcomes whose precision stays >= min_precision "
+                     "through a fall in hit rate like the real stream's (criterion calibrated: the expected "
+                     "precision under a two-parameter recalibration fitted on the held-out rows, its log-odds "
+                     "lowered by logit_fall; point / wilson: the held-out precision or its 95% lower bound >= "
+                     "min_precision + margin); 'relaxed' says a looser criterion had to be used"),
             "rows": "the held-out rows, which also give the comparison: its candidate precision and recall are "
                     "measured where the threshold was chosen, so they lean optimistic; AUC does not"},
         "training_data": {
