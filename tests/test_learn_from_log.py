@@ -180,3 +180,20 @@ def test_a_file_makes_up_for_too_few_outcomes(client, migrated_database_url, tmp
     train_from_log(config)
     rows = load_artifact(tmp_path / "m").card["training_data"]
     assert rows["held_out"]["source"] == "file" and rows["log"]["fitted"] == 10 and rows["held_out"]["rows"] == 60
+
+
+def test_calibrated_threshold_keeps_precision_through_the_drift():
+    from pipeline.training.calibrated_threshold import calibrated_threshold
+
+    rng = np.random.default_rng(3)
+    scores = rng.beta(2, 3, 4000)
+    truth = rng.random(4000) < scores  # calibrated scores
+    plain = calibrated_threshold(truth, scores, 0.5, 0.0)
+    drifted = calibrated_threshold(truth, scores, 0.5, 0.3)
+    assert plain["feasible"] and drifted["feasible"]
+    assert 0.2 < plain["threshold"] < drifted["threshold"] < 0.8  # a fall in hit rate asks for a higher bar
+    assert plain["expected_precision"] >= 0.5 and abs(plain["precision"] - 0.5) < 0.05
+    assert plain["recall"] > drifted["recall"]
+    assert abs(plain["recalibration"]["slope"] - 1) < 0.2 and abs(plain["recalibration"]["intercept"]) < 0.2
+    useless = calibrated_threshold(truth, 1 - scores, 0.5, 0.0)
+    assert not useless["feasible"] and "does not rank" in useless["reason"]
