@@ -1,6 +1,7 @@
 """Benchmark: learning from the log (issue 10).
 
     .venv/bin/python -m bench.learn stream [--world-seed 7]   # ~10 min: retrain after 100 ... 30,000 outcomes
+    .venv/bin/python -m bench.learn choices                   # ~3 min: shrinkage vs one-hot, the officer
     .venv/bin/python -m bench.learn big [--rows 1000000]      # ~5 min: retrain from a 1M-row Postgres log
 
 ``stream``: a generated world other than the shipped model's (another ``--world-seed``: real data differs from
@@ -284,6 +285,31 @@ def run_big(args) -> dict:
         admin.close()
 
 
+def run_choices(args) -> None:
+    """The design choices, in-process on the stream: fit on the first n outcomes, AUC on the next ``--eval``."""
+    from pipeline.training.selection import build_model
+
+    frame, _ = searched_stream(args.stream_rows, args.seed + 1, args.world_seed)
+    clean = clean_frame(frame)
+    keep = (clean[TARGET].notna() & clean["InterventionDateTime"].notna()).to_numpy() & ~frame.duplicated().to_numpy()
+    clean = clean[keep].reset_index(drop=True)
+    shipped = load_artifact(DEFAULT_ARTIFACT_DIR)
+    variants = {"one-hot logreg (shipped family)": lambda: build_model("logistic_regression"),
+                "shrinkage (default)": build_log_model,
+                "shrinkage + officer": lambda: build_log_model(include_officer=True)}
+    print(f"world seed {args.world_seed}; AUC on the {args.eval:,} outcomes after the first n; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"{'n':>7} {'shipped':>8} " + " ".join(f"{name:>32}" for name in variants))
+    for n in args.steps:
+        fit_rows, following = clean.iloc[:n], clean.iloc[n:n + args.eval]
+        labels = following[TARGET].to_numpy(dtype=bool)
+        aucs = [roc_auc(labels, shipped.pipeline.predict_proba(following)[:, 1])]
+        for make in variants.values():
+            model = make().fit(fit_rows, fit_rows[TARGET].to_numpy(dtype=bool))
+            aucs.append(roc_auc(labels, model.predict_proba(following)[:, 1]))
+        print(f"{n:>7,} {aucs[0]:>8.4f} " + " ".join(f"{auc:>32.4f}" for auc in aucs[1:]), flush=True)
+
+
 def main(argv=None) -> int:
     """Command line of the benchmark."""
     parser = argparse.ArgumentParser(prog="python -m bench.learn", description=__doc__,
@@ -293,15 +319,21 @@ def main(argv=None) -> int:
     stream.add_argument("--steps", type=int, nargs="+", default=list(STEPS))
     stream.add_argument("--eval", type=int, default=5_000, help="following outcomes scored after each step")
     stream.add_argument("--stream-rows", type=int, default=1_600_000, help="generated rows (about 3%% searched)")
+    choices = sub.add_parser("choices", help="shrinkage against one-hot coding and the officer's effect")
+    choices.add_argument("--steps", type=int, nargs="+", default=[300, 1_000, 3_000, 10_000, 25_000])
+    choices.add_argument("--eval", type=int, default=5_000)
+    choices.add_argument("--stream-rows", type=int, default=1_200_000)
     big = sub.add_parser("big", help="retraining from a 1M-row Postgres log")
     big.add_argument("--rows", type=int, default=1_000_000)
     big.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    for command in (stream, big):
+    for command in (stream, choices, big):
         command.add_argument("--world-seed", type=int, default=7, help="the stream's world (shipped: 20180516)")
         command.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.command == "stream":
         print_stream(run_stream(args), args)
+    elif args.command == "choices":
+        run_choices(args)
     else:
         run_big(args)
     return 0
