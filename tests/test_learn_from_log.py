@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from models import database, database_from_url
-from pipeline.schema import TARGET
+from pipeline.schema import TARGET, validate_observation
 from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR, load_artifact
+from pipeline.scoring.registry import live_version, promote, version_detail
 from pipeline.training.from_log import LogTrainingConfig, NotEnoughOutcomes, train_from_log
 from pipeline.training.from_log import main as from_log_main
 from pipeline.training.log_data import read_log
@@ -109,6 +110,13 @@ def test_retrain_from_log_writes_a_compared_candidate(client, migrated_database_
     assert card["threshold"] == comparison["candidate"]["threshold"]
     assert "officer" not in " ".join(card["feature_names"]).lower()  # issue 12: not a feature of the default
     json.dumps(card)  # JSON all the way down
+    # reasons: stated against the average training record the card holds, adding up (checked by load_artifact)
+    assert set(card["reasons"]["feature_means"]) == set(card["feature_names"])
+    reasons = candidate.reasons(validate_observation(stops(1)[0][0]))
+    assert reasons["reference"]["description"].startswith("the average training record")
+    # registered as a candidate, with the comparison promote reads
+    row, stored_card, _ = version_detail(database_from_url(migrated_database_url), version)
+    assert row.status == "candidate" and stored_card["comparison"] == comparison
 
 
 def test_too_few_outcomes_are_refused(client, migrated_database_url, tmp_path):
@@ -197,3 +205,26 @@ def test_calibrated_threshold_keeps_precision_through_the_drift():
     assert abs(plain["recalibration"]["slope"] - 1) < 0.2 and abs(plain["recalibration"]["intercept"]) < 0.2
     useless = calibrated_threshold(truth, 1 - scores, 0.5, 0.0)
     assert not useless["feasible"] and "does not rank" in useless["reason"]
+
+
+def test_compared_with_the_registry_live_version_and_promotable_by_its_verdict(client, migrated_database_url,
+                                                                                tmp_path, monkeypatch):
+    from pipeline.scoring.registry import PromotionRefused
+
+    monkeypatch.delenv("MODEL_DIR", raising=False)
+    for i, (observation, outcome) in enumerate(stops(200, seed=8)):
+        send(client, f"s{i}", observation, outcome)
+    config = LogTrainingConfig(database_url=migrated_database_url, out=tmp_path / "m", quiet=True)
+    _, version = train_from_log(config)
+    db = database_from_url(migrated_database_url)
+    live = live_version(db)
+    comparison = load_artifact(tmp_path / "m").card["comparison"]
+    assert live is not None and comparison["live_version"] == live
+    if comparison["at_least_as_good"]:
+        promote(db, version, by="test")
+        assert live_version(db) == version
+    else:
+        with pytest.raises(PromotionRefused):
+            promote(db, version, by="test")
+        assert live_version(db) == live
+    db.close()

@@ -7,7 +7,8 @@ Training rows are the logged predictions with a current outcome (corrections app
 --data adds the client's file (its searched rows), weighted against the log by measurement. The newest outcomes
 by stop time are held out: the threshold is chosen there (highest recall whose precision clears 0.5 plus a drift
 margin), and the candidate is compared with the live model on the same stops; the comparison goes into the
-candidate's card. Progress goes to stderr; the new version alone is the last line of stdout.
+candidate's card, and the candidate is registered in the database (``python -m pipeline.registry promote VERSION``
+makes it live). Progress goes to stderr; the new version alone is the last line of stdout.
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from pipeline.evaluation.metrics import roc_auc, select_threshold
 from pipeline.loading import load_training_data
 from pipeline.progress import Progress
 from pipeline.schema import TARGET
-from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR, load_artifact, save_artifact
+from pipeline.scoring.artifact import load_artifact, save_artifact
+from pipeline.scoring.registry import live_artifact, register_candidate
 from pipeline.training.calibrated_threshold import calibrated_threshold
 from pipeline.training.comparison import compare
 from pipeline.training.log_card import build_log_card
@@ -57,6 +59,7 @@ class LogTrainingConfig:
     include_officer: bool = False
     C: float = DEFAULT_C
     live_model: Path | None = None
+    register: bool = True
     fairness_min_department: int = 100
     fairness_min_group: int = 20
     chunk_rows: int = 50_000
@@ -94,6 +97,8 @@ def parse_args(argv=None) -> LogTrainingConfig:
                         help="add the officer id's shrunk effect (not the default model: issue 12)")
     parser.add_argument("--C", type=float, default=DEFAULT_C, help="inverse L2 strength of the regression")
     parser.add_argument("--live-model", type=Path, help="artifact to compare with instead of the live model")
+    parser.add_argument("--no-register", action="store_true",
+                        help="write the artifact directory only; do not store it in the registry as a candidate")
     parser.add_argument("--fairness-min-department", type=int, default=100)
     parser.add_argument("--fairness-min-group", type=int, default=20)
     parser.add_argument("--chunk-rows", type=int, default=50_000, help="log rows fetched at a time")
@@ -112,8 +117,8 @@ def parse_args(argv=None) -> LogTrainingConfig:
         database_url=url, data=args.data, out=args.out, version=args.version, holdout=args.holdout,
         min_outcomes=args.min_outcomes, min_precision=args.min_precision, margin=args.margin,
         criterion=args.criterion, uncertainty=args.uncertainty, file_weights=tuple(args.file_weights),
-        include_officer=args.include_officer,
-        C=args.C, live_model=args.live_model, fairness_min_department=args.fairness_min_department,
+        include_officer=args.include_officer, C=args.C, live_model=args.live_model, register=not args.no_register,
+        fairness_min_department=args.fairness_min_department,
         fairness_min_group=args.fairness_min_group, chunk_rows=args.chunk_rows, seed=args.seed, quiet=args.quiet)
 
 
@@ -224,15 +229,16 @@ def _threshold(config, truth, scores, drift: dict, say) -> dict:
     raise NotEnoughOutcomes(f"cannot choose a threshold: {choice['reason']} Record more outcomes, or add --data.")
 
 
-def _live(config, say) -> tuple[object, str | None]:
-    """The model to compare with: --live-model, else the one the service serves ($MODEL_DIR or the default)."""
-    directory = config.live_model or Path(os.environ.get("MODEL_DIR") or DEFAULT_ARTIFACT_DIR)
+def _live(config, db, say) -> tuple[object, str | None]:
+    """The model to compare with: --live-model, else the one the service serves ($MODEL_DIR pins it, else the
+    registry's live version)."""
+    pinned = config.live_model or os.environ.get("MODEL_DIR")
     try:
-        live = load_artifact(directory)
+        live = load_artifact(Path(pinned)) if pinned else live_artifact(db)
     except Exception as error:  # the comparison says why there is none; promotion then needs --force
         say(f"no live model to compare with: {error}")
         return None, f"{type(error).__name__}: {error}"
-    say(f"comparing with the live model {live.version}")
+    say(f"comparing with the live model {live.version}" + (f" ({pinned})" if pinned else " (the registry's)"))
     return live, None
 
 
@@ -253,7 +259,7 @@ def train_from_log(config: LogTrainingConfig) -> tuple[Path, str]:
         model, scores, weighting = _fit_best(config, train_log, file_rows, held_out, say)
         truth = held_out[TARGET].to_numpy(dtype=bool)
         choice = _threshold(config, truth, scores, _drift(train_log, config.min_precision), say)
-        live, live_error = _live(config, say)
+        live, live_error = _live(config, db, say)
         comparison = compare(held_out, scores, choice["threshold"], live, live_error, config.min_precision,
                              config.fairness_min_department, config.fairness_min_group)
         say(f"candidate AUC {comparison['candidate']['auc']:.4f}"
@@ -263,7 +269,11 @@ def train_from_log(config: LogTrainingConfig) -> tuple[Path, str]:
         out = config.out or Path("artifacts") / card["version"]
         save_artifact(model, card, out)
         say(f"wrote {out}")
-        return out, card["version"]
+        if not config.register:
+            return out, card["version"]
+        version = register_candidate(db, out)
+        say(f"registered {version} as a candidate; promote it with `python -m pipeline.registry promote {version}`")
+        return out, version
     finally:
         db.close()
 

@@ -9,6 +9,7 @@ import pandas as pd
 from pipeline.evaluation import population
 from pipeline.evaluation.summary import fairness, quality
 from pipeline.schema import OBSERVATION_FIELDS, PROTECTED_FIELDS, TARGET
+from pipeline.scoring.contributions import training_reference
 from pipeline.training.card import POPULATION_FIELDS, SYNTHETIC_NOTICE, _packages, code_commit, is_synthetic
 from pipeline.training.log_model import FAMILY
 
@@ -81,6 +82,7 @@ def build_log_card(config, log, file_loaded, parts, model, choice, comparison, w
         "metrics": {"held_out": quality(held_out[TARGET], scores, choice["threshold"])},
         "fairness": fairness(held_out, scores, choice["threshold"], **settings),
         "comparison": comparison,
+        "reasons": training_reference(model, fitted),
         "population": population.value_shares(fitted, POPULATION_FIELDS),
         "population_rows": len(fitted),
     }
