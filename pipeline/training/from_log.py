@@ -69,7 +69,7 @@ class LogTrainingConfig:
 
 def parse_args(argv=None) -> LogTrainingConfig:
     """The configuration of ``python -m pipeline.train --from-log``."""
-    parser = argparse.ArgumentParser(prog="python -m pipeline.train --from-log", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m pipeline.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--from-log", action="store_true", required=True, help="train from the service's log")
     parser.add_argument("--database-url", help="the log's database (default: $DATABASE_URL, else the embedded "
