@@ -228,3 +228,22 @@ def test_compared_with_the_registry_live_version_and_promotable_by_its_verdict(c
             promote(db, version, by="test")
         assert live_version(db) == live
     db.close()
+
+
+def test_verdict_reads_at_least_as_good_literally():
+    from pipeline.training.comparison import delong_difference, verdict
+
+    good, poor = {"precision": 0.55}, {"precision": 0.45}
+    assert verdict(good, None, None, 0.5) is None
+    assert verdict(good, good, {"value": -0.001, "interval": [-0.05, 0.05]}, 0.5) == "worse"
+    assert verdict(good, good, {"value": 0.001, "interval": [-0.05, 0.05]}, 0.5) == "similar"
+    assert verdict(good, good, {"value": 0.04, "interval": [0.01, 0.07]}, 0.5) == "better"
+    assert verdict(poor, good, {"value": 0.04, "interval": [0.01, 0.07]}, 0.5) == "worse"
+    assert verdict(poor, poor, {"value": 0.04, "interval": [0.01, 0.07]}, 0.5) == "similar"
+    rng = np.random.default_rng(0)
+    truth = rng.random(3000) < 0.35
+    strong, weak = truth + rng.normal(0, 0.6, 3000), truth + rng.normal(0, 1.5, 3000)
+    difference = delong_difference(truth, strong, weak)
+    from sklearn.metrics import roc_auc_score
+    assert abs(difference["value"] - (roc_auc_score(truth, strong) - roc_auc_score(truth, weak))) < 1e-12
+    assert difference["interval"][0] > 0
