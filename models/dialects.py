@@ -44,6 +44,15 @@ class SqliteDialect(Dialect):
         """floor(expression) as an integer, for expressions >= 0 (SQLite's CAST truncates)."""
         return Cast(expression, "INTEGER")
 
+    @contextmanager
+    def streaming_cursor(self, chunk_rows: int):
+        """A cursor whose ``fetchmany`` reads rows as it goes (SQLite's own cursors do), for reading a big log."""
+        cursor = self.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+
 
 # Any fixed 64-bit key: it serialises concurrent `python -m migrations` runs against one Postgres database.
 _MIGRATION_LOCK_KEY = 0x43545250330001
@@ -82,6 +91,19 @@ class PostgresDialect(Dialect):
     def floor_integer(self, expression):
         """floor(expression) as an integer (Postgres rounds on CAST, so FLOOR first)."""
         return Cast(fn.FLOOR(expression), "INTEGER")
+
+    @contextmanager
+    def streaming_cursor(self, chunk_rows: int):
+        """A server-side (named) cursor sending ``chunk_rows`` rows per round trip, so a big SELECT is never held
+        whole in memory. peewee's connections are in autocommit mode, where psycopg2 takes a named cursor only
+        WITH HOLD; inside the explicit transaction it streams all the same."""
+        with self.atomic():
+            cursor = self.connection().cursor(name="streaming_cursor", withhold=True)
+            cursor.itersize = chunk_rows
+            try:
+                yield cursor
+            finally:
+                cursor.close()
 
 
 class PlainSqliteDatabase(SqliteDialect, SqliteDatabase):

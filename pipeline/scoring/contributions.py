@@ -18,12 +18,16 @@ import pandas as pd
 
 from pipeline.schema import records_to_frame
 from pipeline.transform.features import DATETIME_FIELD, TIME_FEATURES
+from pipeline.transform.shrinkage import SUFFIX as SHRUNK_SUFFIX
 
 LINEAR, TREES = "linear", "trees"
 
 
 def feature_field(feature: str) -> str:
-    """The input field a StopFeatures column comes from (the time columns come from InterventionDateTime)."""
+    """The input field a StopFeatures column comes from (the time columns come from InterventionDateTime, a
+    shrinkage encoding "<field>:log_odds" from its field)."""
+    if feature.endswith(SHRUNK_SUFFIX):
+        return feature[:-len(SHRUNK_SUFFIX)]
     return DATETIME_FIELD if feature in TIME_FEATURES else feature
 
 

@@ -21,6 +21,7 @@ from pipeline.scoring.fast_features import NAN, label_of, numeric_values, sigmoi
 from pipeline.scoring.fast_trees import build_tree_scorer
 from pipeline.transform.features import AGE_FIELD, BOOL_FIELDS, DATETIME_FIELD, RARE_CODE, StopFeatures
 from pipeline.transform.linear_encoding import AGE_EDGES, LinearEncoding
+from pipeline.transform.shrunk_features import ShrunkStopFeatures
 
 FAST_LINEAR = "fast-linear"
 SKLEARN = "sklearn"
@@ -118,6 +119,38 @@ def _terms(encode: LinearEncoding, coefficients) -> dict:
     return terms
 
 
+def _category_table(field: str, codes: dict, field_terms: list) -> tuple:
+    """(field, {label: logit term}, unseen term, missing term) of a coded categorical."""
+    table = {label: sum(term(code) for term in field_terms) for label, code in codes.items()}
+    return field, table, sum(term(RARE_CODE) for term in field_terms), sum(term(NAN) for term in field_terms)
+
+
+def _shrunk_terms(features, terms: dict) -> dict:
+    """{field: [terms of its shrunk log-odds column]}, popped from ``terms`` (empty without shrinkage)."""
+    encoder = getattr(features, "shrinkage_", None)
+    if encoder is None:
+        return {}
+    return {field: terms.pop(name, []) for field, name in zip(encoder.columns, encoder.get_feature_names_out())}
+
+
+def _merge_shrunk(categorical: list, field: str, encoder, encoded_terms: list) -> list:
+    """Add a shrunk field's per-value table to its coded table (or make one): an encoded field is a lookup too.
+
+    The encoder maps a label to its effect (unseen: 0, missing: its own effect); the encoder step then scales
+    the effect and the model weighs it, a fixed function per label, so the sum is tabulated once per label.
+    """
+    def logit_term(effect: float) -> float:
+        return sum(term(effect) for term in encoded_terms)
+
+    effects, missing_effect = encoder.effects_[field], encoder.missing_effects_[field]
+    existing = [entry for entry in categorical if entry[0] == field]
+    _, table, unseen, missing = existing[0] if existing else (field, {}, 0.0, 0.0)
+    merged = {label: table.get(label, unseen) + logit_term(effects.get(label, 0.0))
+              for label in set(table) | set(effects)}
+    entry = (field, merged, unseen + logit_term(0.0), missing + logit_term(missing_effect))
+    return [item for item in categorical if item[0] != field] + [entry]
+
+
 def build_linear_scorer(pipeline) -> FastLinearScorer:
     """Tables of a fitted StopFeatures -> LinearEncoding -> binary LogisticRegression pipeline."""
     features, encode, model = (pipeline.named_steps[step] for step in ("features", "encode", "model"))
@@ -126,12 +159,10 @@ def build_linear_scorer(pipeline) -> FastLinearScorer:
     unknown = set(terms) - set(features.get_feature_names_out())
     if unknown:
         raise ValueError(f"the encoder reads columns {sorted(unknown)} that StopFeatures does not make")
-    categorical = []
-    for field, codes in features.codes_.codes_by_label_.items():
-        field_terms = terms.pop(field, [])
-        table = {label: sum(term(code) for term in field_terms) for label, code in codes.items()}
-        categorical.append((field, table, sum(term(RARE_CODE) for term in field_terms),
-                            sum(term(NAN) for term in field_terms)))
+    categorical = [_category_table(field, codes, terms.pop(field, []))
+                   for field, codes in features.codes_.codes_by_label_.items()]
+    for field, encoded_terms in _shrunk_terms(features, terms).items():
+        categorical = _merge_shrunk(categorical, field, features.shrinkage_, encoded_terms)
     numeric = [(name, term) for name, column_terms in terms.items() for term in column_terms]
     return FastLinearScorer(model.intercept_[0], categorical, numeric, features.year_range_)
 
@@ -143,7 +174,7 @@ def build_scorer(pipeline):
     """
     steps = getattr(pipeline, "named_steps", {})
     model = type(steps.get("model")).__name__
-    if type(steps.get("features")) is not StopFeatures:
+    if type(steps.get("features")) not in (StopFeatures, ShrunkStopFeatures):
         return _no_fast_form(model, "its features are not StopFeatures")
     if list(steps) == ["features", "encode", "model"] and type(steps["encode"]) is LinearEncoding \
             and model == "LogisticRegression":
@@ -151,6 +182,8 @@ def build_scorer(pipeline):
             return _no_fast_form(model, f"it has {len(steps['model'].classes_)} classes, not 2")
         return build_linear_scorer(pipeline)
     if list(steps) == ["features", "model"] and model == "HistGradientBoostingClassifier":
+        if type(steps["features"]) is not StopFeatures:
+            return _no_fast_form(model, "the tree scorer reads StopFeatures' codes only, not shrunk encodings")
         if steps["model"].n_trees_per_iteration_ != 1:
             return _no_fast_form(model, f"it grows {steps['model'].n_trees_per_iteration_} trees per iteration "
                                         "(more than 2 classes)")
@@ -169,8 +202,11 @@ def _field_domains(features: StopFeatures) -> dict:
     value, missing; every age; dates before, inside and after the training years, at midnight and at edges."""
     domains = {field.name: list(field.codes) + [None] if field.kind == "code" else ["probe", None]
                for field in FIELDS if field.kind in ("code", "text", "officer")}
-    for name, labels in features.codes_.categories_.items():
-        kept = [str(label) for label in labels]
+    shrunk = getattr(features, "shrinkage_", None)
+    labels_by_field = {name: [str(label) for label in labels] for name, labels in features.codes_.categories_.items()}
+    for name, effects in (shrunk.effects_.items() if shrunk is not None else ()):
+        labels_by_field[name] = list(dict.fromkeys(labels_by_field.get(name, []) + [str(key) for key in effects]))
+    for name, kept in labels_by_field.items():
         domains[name] = kept + [f"  {label.upper()}\t " for label in kept[:3]] + ["zz never seen in training", None]
     domains |= {name: [True, False, None] for name in BOOL_FIELDS}
     domains[AGE_FIELD] = list(range(MIN_AGE, MAX_AGE + 1)) + [None]

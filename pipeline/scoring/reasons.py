@@ -22,6 +22,7 @@ from pipeline.scoring.fast_features import NAN, label_of, numeric_values, sigmoi
 from pipeline.scoring.fast_trees import tree_columns
 from pipeline.scoring.sentences import DAYS, MISSING, MONTHS, OTHER, sentence
 from pipeline.transform.features import AGE_FIELD, BOOL_FIELDS
+from pipeline.transform.shrinkage import SUFFIX as SHRUNK_SUFFIX
 
 TOP = 3  # reasons shown each way
 # Reasons are built once per (feature, value, effect) and copied per answer (a copy costs ~0.1 us, a sentence ~1.5):
@@ -124,11 +125,14 @@ class LinearExplainer(_Explainer):
         encode, codes = pipeline.named_steps["encode"], pipeline.named_steps["features"].codes_.codes_by_label_
         self.categorical = []
         for field, table, unseen, missing in scorer.categorical:
-            mean = self.means[field]
+            # a shrunk field's table also holds its "<field>:log_odds" column's term (fast_linear merges them)
+            mean = self.means.get(field, 0.0) + self.means.get(field + SHRUNK_SUFFIX, 0.0)
             levels = getattr(encode, "levels_", {}).get(field)
-            # a label the encoder folds into "other" (too rare for its own column) is shown as the model saw it
-            shown = {label: _as_seen(field, label) if levels is None or codes[field][label] in levels else OTHER
-                     for label in table}
+            # a label the encoder folds into "other" (too rare for its own column) is shown as the model saw it;
+            # a shrunk label keeps its own effect, so it is shown as itself even where its code is "other"
+            shrunk = field + SHRUNK_SUFFIX in self.means
+            shown = {label: _as_seen(field, label) if levels is None or shrunk
+                     or codes.get(field, {}).get(label) in levels else OTHER for label in table}
             labels = {label: (term - mean, shown[label]) for label, term in table.items()}
             self.categorical.append((field, labels, (unseen - mean, OTHER), (missing - mean, MISSING)))
         terms = {}

@@ -1,6 +1,7 @@
 """Train the search model from a CTRP3 CSV and write an artifact (pipeline + model card).
 
     python -m pipeline.train --data train.csv --out artifacts/NAME
+    python -m pipeline.train --from-log [--data train.csv]   (retrain from the service's log; see --from-log --help)
 
 Steps: load searched rows and drop exact duplicates; split by time (oldest train, then validation, newest
 test); compare model families with time-aware cross-validation on the training rows; fit the best; choose the
@@ -20,6 +21,7 @@ from pipeline.progress import Progress
 from pipeline.schema import TARGET
 from pipeline.scoring.artifact import save_artifact
 from pipeline.training.card import build_card
+from pipeline.training.from_log import main as from_log_main
 from pipeline.training.selection import FAMILIES, build_model, compare_families, describe, drift_margin, time_split
 
 DEFAULT_FAMILIES = ("hist_gradient_boosting", "logistic_regression", "random_forest")
@@ -162,7 +164,9 @@ def train(args: argparse.Namespace) -> Path:
 
 
 def main(argv=None) -> int:
-    """Entry point of ``python -m pipeline.train``."""
+    """Entry point of ``python -m pipeline.train`` (``--from-log``: retrain from the service's log instead)."""
+    if "--from-log" in (sys.argv[1:] if argv is None else argv):
+        return from_log_main(argv)
     train(parse_args(argv))
     return 0
 
