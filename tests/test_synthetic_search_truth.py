@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import synthetic
+from pipeline.synthetic import generate as synthetic
 from pipeline.schema import SEARCHED
-from pipeline.synthetic_model import contraband_probability, draw_outcomes, sample_features
-from pipeline.synthetic_world import build_world
+from pipeline.synthetic.model import contraband_probability, draw_outcomes, sample_features
+from pipeline.synthetic.world import build_world
 
 ROWS, SEED = 6_000, 21
 

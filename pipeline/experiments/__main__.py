@@ -26,7 +26,7 @@ from pipeline.experiments.data import load_shared_rows
 from pipeline.experiments.report import write_outputs
 from pipeline.experiments.run import VARIANTS, choose_default, run_variants
 from pipeline.progress import Progress
-from pipeline.synthetic import truth_path
+from pipeline.loading import truth_path
 
 
 def parse_args(argv=None) -> argparse.Namespace:

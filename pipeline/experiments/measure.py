@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.fairness import fairness_table, group_counts, officer_counts
-from pipeline.metrics import auc_interval, classification_report_from_counts, confusion_counts, rate, roc_auc
+from pipeline.evaluation.fairness import fairness_table, group_counts, officer_counts
+from pipeline.evaluation.metrics import auc_interval, classification_report_from_counts, confusion_counts, rate, roc_auc
 from pipeline.schema import TARGET, records_to_frame, validate_observation
 
 DRY_RUN = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "dry_run.json"

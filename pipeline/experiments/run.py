@@ -15,7 +15,7 @@ import numpy as np
 from pipeline.experiments import thresholds as mitigation
 from pipeline.experiments.data import SEARCH_TRUTH, drop_truth
 from pipeline.experiments.measure import dry_run_unsuspected, every_stop, measure, officer_breaks
-from pipeline.metrics import select_threshold
+from pipeline.evaluation.metrics import select_threshold
 from pipeline.schema import TARGET
 
 FITTED = ("baseline", "sac_split", "fairness_weights", "tuned", "shrinkage")

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.experiments.measure import model_breaks
-from pipeline.metrics import classification_report_from_counts, confusion_counts
+from pipeline.evaluation.metrics import classification_report_from_counts, confusion_counts
 from pipeline.schema import TARGET, category_key
 
 GRID_POINTS = 40
@@ -88,7 +88,7 @@ def department_thresholds(validation: pd.DataFrame, scores, threshold: float, se
 
 
 def _department_table(part, predicted, settings):
-    from pipeline.fairness import fairness_table, group_counts
+    from pipeline.evaluation.fairness import fairness_table, group_counts
     return fairness_table(group_counts(part, part[TARGET].to_numpy(bool), predicted), **settings)
 
 

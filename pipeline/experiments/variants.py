@@ -10,9 +10,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from pipeline.experiments.weights import fairness_penalty_weights
-from pipeline.features import BOOL_FIELDS, StopFeatures
-from pipeline.linear_encoding import LinearEncoding
-from pipeline.model_selection import build_model, cross_validate
+from pipeline.transform.features import BOOL_FIELDS, StopFeatures
+from pipeline.transform.linear_encoding import LinearEncoding
+from pipeline.training.selection import build_model, cross_validate
 from pipeline.schema import TARGET
 from pipeline.transform.router import SacRouter
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.fairness import ATTRIBUTES, MISSING, _attribute_values, officer_counts
+from pipeline.evaluation.fairness import ATTRIBUTES, MISSING, _attribute_values, officer_counts
 
 
 def group_shortfalls(frame: pd.DataFrame, y, min_department: int = 100, min_group: int = 20,

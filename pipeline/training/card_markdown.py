@@ -14,8 +14,9 @@ REPRODUCE = """```bash
 .venv/bin/python -m pipeline.synthetic --rows 2473643 --seed 2018 --out /tmp/ctrp3-synthetic.csv
 .venv/bin/python -m pipeline.train --data /tmp/ctrp3-synthetic.csv --out artifacts/default --synthetic
 .venv/bin/python bench/train.py --data /tmp/ctrp3-synthetic.csv | tee /tmp/ctrp3-bench.txt
+.venv/bin/python -m pipeline.experiments --data /tmp/ctrp3-synthetic.csv --out artifacts/experiments
 .venv/bin/python -m pipeline.training.card_markdown artifacts/default --bench /tmp/ctrp3-bench.txt \
-    --generator-commit "$(git rev-parse HEAD)" > MODEL_CARD.md
+    --experiments artifacts/experiments --generator-commit "$(git rev-parse HEAD)" > MODEL_CARD.md
 ```
 The card's `training_data.sha256` identifies the generated file; the same generator commit, rows and seed give the
 same file. `code.commit` in the card is the commit of the training code."""
@@ -143,7 +144,8 @@ def _age_verdict(none: dict, age: dict) -> str:
     return "lowers" if share["age"] < share["none"] else "does not lower"
 
 
-def render(card: dict, bench: str | None = None, generator_commit: str | None = None) -> str:
+def render(card: dict, bench: str | None = None, generator_commit: str | None = None,
+           experiments: str | None = None) -> str:
     """The markdown text of MODEL_CARD.md for one card (and optionally the benchmark's printed output)."""
     data, rows = card["training_data"], card["training_data"]["rows"]
     choice, fairness = card["threshold_selection"], card["fairness"]
@@ -195,6 +197,8 @@ def render(card: dict, bench: str | None = None, generator_commit: str | None = 
     out += ["", "## Training population (drift baseline)", ""] + _population(card["population"],
                                                                              card.get("population_rows", 0))
     out += ["", "## Packages", "", ", ".join(f"{k} {v}" for k, v in card["packages"].items())]
+    if experiments:
+        out += ["", experiments.strip()]
     if bench:
         out += ["", "## Full-size benchmark (`bench/train.py`)", "", "```", bench.strip(), "```"]
     return "\n".join(out) + "\n"
@@ -207,9 +211,12 @@ def main(argv=None) -> int:
     parser.add_argument("artifact", type=Path, help="artifact directory holding model_card.json")
     parser.add_argument("--bench", type=Path, help="saved stdout of bench/train.py to quote")
     parser.add_argument("--generator-commit", help="git commit of pipeline.synthetic that generated the data")
+    parser.add_argument("--experiments", type=Path,
+                        help="output directory of `python -m pipeline.experiments`: its comparison.md becomes a section")
     args = parser.parse_args(argv)
     bench = args.bench.read_text() if args.bench else None
-    sys.stdout.write(render(read_card(args.artifact), bench, args.generator_commit))
+    experiments = (args.experiments / "comparison.md").read_text() if args.experiments else None
+    sys.stdout.write(render(read_card(args.artifact), bench, args.generator_commit, experiments))
     return 0
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-from pipeline.features import normalised_categories
+from pipeline.transform.features import normalised_categories
 from pipeline.schema import category_key
 
 SAC_FIELD = "SearchAuthorizationCode"
