@@ -48,6 +48,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-unsearched", type=int, default=0,
                         help="score at most this many unsearched held-out stops, a seeded sample (default 0: all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="OpenMP threads of each fitting process (default 1: fit times are single-threaded)")
     parser.add_argument("--chunksize", type=int, default=500_000, help="CSV rows read at a time")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     args = parser.parse_args(argv)

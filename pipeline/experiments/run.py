@@ -3,6 +3,7 @@ measure all of them on the same held-out newest rows: the comparison table."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,12 +26,15 @@ VARIANTS = ("baseline", "sac_split", "fairness_weights", "fair_threshold", "depa
 MAX_RAISES = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
 
 
-def fit_in_child(name: str, train_path: Path, workdir: Path, seed: int, quiet: bool):
+def fit_in_child(name: str, train_path: Path, workdir: Path, seed: int, quiet: bool, threads: int = 1):
     """Run ``pipeline.experiments.fit`` for one variant; returns (model, stats)."""
     out = workdir / f"{name}.joblib"
     command = [sys.executable, "-m", "pipeline.experiments.fit", "--variant", name, "--train", str(train_path),
                "--out", str(out), "--seed", str(seed)] + (["--quiet"] if quiet else [])
-    subprocess.run(command, check=True, cwd=Path(__file__).resolve().parents[2])
+    # One OpenMP thread: the machine is shared, and gradient boosting's threads fighting other jobs for two cores
+    # ran several times slower than one thread; fit times are therefore single-threaded figures.
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    subprocess.run(command, check=True, cwd=Path(__file__).resolve().parents[2], env=env)
     return joblib.load(out), json.loads(Path(f"{out}.json").read_text())
 
 
@@ -175,7 +179,7 @@ def run_variants(rows, args, settings, progress) -> dict:
         fitted = {}
         for name in [v for v in FITTED if v in wanted or (v == "baseline" and set(DERIVED) & set(wanted))]:
             progress(f"fitting {name} in a child process")
-            fitted[name] = fit_in_child(name, train_path, Path(workdir), args.seed, args.quiet)
+            fitted[name] = fit_in_child(name, train_path, Path(workdir), args.seed, args.quiet, args.threads)
             progress(f"{name}: fitted in {fitted[name][1]['fit_seconds']:.1f} s, peak RSS "
                      f"{fitted[name][1]['peak_rss'] / 2**30:.2f} GiB")
     for name in wanted:

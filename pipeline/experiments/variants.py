@@ -21,7 +21,7 @@ WEIGHT_STRENGTHS = (0.5, 1.0, 2.0, 4.0, 8.0)
 LOGISTIC_GRID = {"model__C": (0.05, 0.1, 0.2, 0.5, 1.0, 2.0), "encode__min_frequency": (5, 20, 50)}
 BOOSTING_SPACE = {"model__learning_rate": (0.03, 0.05, 0.1), "model__max_leaf_nodes": (15, 31, 63),
                   "model__min_samples_leaf": (20, 50, 100, 200), "model__l2_regularization": (0.0, 1.0, 5.0)}
-BOOSTING_DRAWS = 8
+BOOSTING_DRAWS = 6
 
 
 def baseline(seed: int = 0) -> Pipeline:
