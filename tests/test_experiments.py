@@ -16,9 +16,11 @@ from pipeline.experiments.run import choose_default
 from pipeline.experiments.thresholds import shift_scores
 from pipeline.experiments.variants import sac_split
 from pipeline.experiments.weights import fairness_penalty_weights, group_shortfalls
-from pipeline.schema import TARGET
+from pipeline.schema import TARGET, category_key
 from pipeline.synthetic.generate import generate
 from pipeline.loading import load_training_data
+from pipeline.scoring.artifact import FAST_TOLERANCE, load_artifact, save_artifact
+from pipeline.scoring.fast_linear import build_scorer, pipeline_probes, worst_disagreement
 from pipeline.transform.router import SacRouter
 
 
@@ -150,3 +152,17 @@ def test_the_experiments_read_the_same_real_requests_with_sac_n(dry_run_requests
     frame = dry_run_unsuspected()
     assert len(frame) == len(dry_run_requests) and (frame["SearchAuthorizationCode"] == "N").all()
     assert frame["Department Name"].tolist() == [o["Department Name"] for _, o, _ in dry_run_requests]
+
+
+@pytest.mark.parametrize("offset", [0.0, 1.1, float("-inf")])
+def test_router_fast_path_agrees_with_scikit_learn(stops, offset, tmp_path):
+    """The served single-record path of a two-model default: within 1e-9 of predict_proba, checked at load."""
+    router = sac_split().fit(stops, stops[TARGET].to_numpy(bool)).set_params(unsuspected_offset=offset)
+    scorer = build_scorer(router)
+    probes = pipeline_probes(router)
+    assert {p["SearchAuthorizationCode"] and category_key(p["SearchAuthorizationCode"]) for p in probes} >= \
+        {"n", "c", None}  # both sides and the missing code are probed
+    difference, record = worst_disagreement(scorer, router, probes)
+    assert difference <= FAST_TOLERANCE, record
+    saved = save_artifact(router, {"version": "router-test", "threshold": 0.3}, tmp_path / "router")
+    assert load_artifact(saved).scoring_path == "fast-router(fast-linear, fast-linear)"

@@ -8,33 +8,55 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+PARAMETERS = {"fairness_weights": "penalty strength", "fair_threshold": "threshold",
+              "department_thresholds": "largest raise of a department's threshold"}
 TITLES = {"fairness_weights": "Client's penalty weights (parameter: strength)",
           "fair_threshold": "One threshold under a fairness constraint (parameter: threshold)",
           "department_thresholds": "A threshold per department (parameter: largest raise)"}
 
 
 def tradeoff_png(name: str, curve: list[dict], officers: dict, path: Path) -> None:
-    """Precision and recall against clear and point-estimate 5-point breaks, one point per parameter value."""
-    figure = Figure(figsize=(10, 4.2))
+    """Left: held-out precision and recall against clear 5-point breaks, one point per parameter value (labelled).
+    Right: the same against the parameter, with point-estimate and clear breaks and the pairs evaluated."""
+    figure = Figure(figsize=(11, 4.4))
     FigureCanvasAgg(figure)
-    for position, (kind, label) in enumerate((("clear", "clear breaks (95% interval above 5 points)"),
-                                              ("point", "breaks on point estimates"))):
-        axes = figure.add_subplot(1, 2, position + 1)
-        x = np.array([p[kind] for p in curve], dtype=float)
-        jitter = np.linspace(-0.08, 0.08, len(curve)) if len(curve) > 1 else np.zeros(1)
-        for measure, marker in (("precision", "o"), ("recall", "s")):
-            y = [p[measure] for p in curve]
-            axes.plot(x + jitter, y, marker=marker, linestyle="-", alpha=0.8, label=measure)
-        for p, xj in zip(curve, x + jitter):
-            axes.annotate(f"{p['parameter']:.3g} ({p['evaluated']})", (xj, p["recall"]), fontsize=7,
-                          xytext=(3, 3), textcoords="offset points", color="0.3")
-        axes.axvline(officers[kind], color="firebrick", linestyle="--", label=f"officers ({officers[kind]})")
-        axes.axhline(0.5, color="0.6", linestyle=":", label="precision 0.50")
-        axes.set_xlabel(f"(department, attribute) pairs: {label}")
-        axes.set_ylabel("held-out precision / recall")
-        axes.set_ylim(0, 1)
-        axes.legend(fontsize=8, loc="lower right")
-    figure.suptitle(f"{TITLES.get(name, name)}; labels: parameter (pairs evaluated)", fontsize=10)
+    left, right = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
+    clear = np.array([p["clear"] for p in curve], dtype=float)
+    offsets = np.linspace(-0.2, 0.2, len(curve)) if len(curve) > 1 else np.zeros(1)  # points sharing a count
+    for measure, marker in (("precision", "o"), ("recall", "s")):
+        left.plot(clear + offsets, [p[measure] for p in curve], marker=marker, label=measure)
+    for p, x in zip(curve, clear + offsets):
+        left.annotate(f"{p['parameter']:.3g}", (x, p["recall"]), fontsize=7, xytext=(2, -10),
+                      textcoords="offset points", color="0.3")
+    left.axvline(officers["clear"], color="firebrick", linestyle="--", label=f"officers' clear breaks ({officers['clear']})")
+    left.axhline(0.5, color="0.6", linestyle=":", label="precision 0.50")
+    top = int(max(clear.max(), officers["clear"])) + 1
+    left.set_xticks(range(top + 1))
+    left.set_xlim(-0.5, top + 0.5)
+    left.set_xlabel("(department, attribute) pairs breaking the 5-point rule clearly (95%)")
+    left.set_ylabel("held-out precision / recall")
+    left.set_ylim(0, 1)
+    left.legend(fontsize=8, loc="lower left")
+    x = np.arange(len(curve))
+    right.plot(x, [p["precision"] for p in curve], marker="o", label="precision")
+    right.plot(x, [p["recall"] for p in curve], marker="s", label="recall")
+    right.set_ylim(0, 1)
+    right.set_ylabel("held-out precision / recall")
+    counts = right.twinx()
+    counts.step(x, [p["point"] for p in curve], where="mid", color="darkorange", linestyle="--",
+                label=f"breaks, point estimate (officers {officers['point']})")
+    counts.step(x, [p["clear"] for p in curve], where="mid", color="firebrick",
+                label=f"breaks, clear (officers {officers['clear']})")
+    counts.step(x, [p["evaluated"] for p in curve], where="mid", color="0.5", linestyle=":",
+                label=f"pairs evaluated (officers {officers['evaluated']})")
+    counts.set_ylabel("(department, attribute) pairs")
+    counts.set_ylim(bottom=0)
+    right.set_xticks(x, [f"{p['parameter']:.3g}" for p in curve], rotation=60, fontsize=7)
+    right.set_xlabel(PARAMETERS.get(name, "parameter"))
+    handles = right.get_legend_handles_labels()
+    extra = counts.get_legend_handles_labels()
+    right.legend(handles[0] + extra[0], handles[1] + extra[1], fontsize=7, loc="upper right")
+    figure.suptitle(TITLES.get(name, name) + " - held-out rows", fontsize=10)
     figure.savefig(path, dpi=100, bbox_inches="tight")
 
 
