@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 
 import joblib
-import numpy as np
 
 from pipeline.experiments import thresholds as mitigation
 from pipeline.experiments.data import SEARCH_TRUTH, drop_truth
 from pipeline.experiments.measure import dry_run_unsuspected, every_stop, measure, officer_breaks
 from pipeline.evaluation.metrics import select_threshold
 from pipeline.schema import TARGET
+from pipeline.training.two_models import set_unsuspected_offset
 
 FITTED = ("baseline", "sac_split", "fairness_weights", "tuned", "shrinkage")
 DERIVED = ("fair_threshold", "department_thresholds")  # post-processing of the baseline's scores
@@ -145,27 +145,17 @@ def _department_variant(scored, stats, rows, args, settings) -> tuple[dict, list
 
 
 def _router_variant(model, stats, rows, args, settings) -> dict:
-    """Each side its own validated threshold: suspected rows as the baseline's; SAC N rows must reach the same
-    precision bar on their own validation rows, else the N side never recommends (offset -inf)."""
+    """Each side its own validated threshold (``set_unsuspected_offset``): suspected rows as the baseline's; SAC N
+    rows must reach the same precision bar on their own validation rows, else the N side never recommends."""
     scored = Scored(model, rows)
-    unsuspected = model.route(rows.validation)
-    bar = {"min_precision": args.min_precision, "margin": rows.margin["margin"], "criterion": "wilson",
-           "raise_if_infeasible": False}
-    y = rows.validation[TARGET].to_numpy(bool)
-    suspected = select_threshold(y[~unsuspected], scored.validation[~unsuspected], **bar)
-    if not suspected["feasible"]:
-        return {"variant": "sac_split", "infeasible": suspected["reason"], **_cost(stats)}
-    own = select_threshold(y[unsuspected], scored.validation[unsuspected], **bar) if unsuspected.any() else \
-        {"feasible": False}
-    logit = lambda p: float(np.log(p / (1 - p)))  # noqa: E731
-    offset = logit(suspected["threshold"]) - logit(own["threshold"]) if own["feasible"] else float("-inf")
-    model.set_params(unsuspected_offset=offset)
+    try:
+        found = set_unsuspected_offset(model, rows.validation, scored.validation, args.min_precision,
+                                       rows.margin["margin"])
+    except ValueError as error:
+        return {"variant": "sac_split", "infeasible": str(error), **_cost(stats)}
     scored = Scored(model, rows)
-    return {"variant": "sac_split", **_row(rows, scored, suspected["threshold"], settings), **_cost(stats),
-            "parameter": {"unsuspected_offset": offset if np.isfinite(offset) else None,
-                          "unsuspected_never_recommended": not np.isfinite(offset), "validation_unsuspected_rows": int(unsuspected.sum()),
-                          "unsuspected_threshold": own.get("threshold"),
-                          "unsuspected_best_precision_low": own.get("best_precision", own.get("precision_low"))}}
+    return {"variant": "sac_split", **_row(rows, scored, found["suspected_threshold"], settings), **_cost(stats),
+            "parameter": found}
 
 
 def run_variants(rows, args, settings, progress) -> dict:

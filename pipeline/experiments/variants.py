@@ -6,14 +6,12 @@ import time
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from pipeline.experiments.weights import fairness_penalty_weights
-from pipeline.transform.features import BOOL_FIELDS, StopFeatures
-from pipeline.transform.linear_encoding import LinearEncoding
 from pipeline.training.selection import build_model, cross_validate
 from pipeline.schema import TARGET
+from pipeline.training.two_models import build_two_models
 from pipeline.transform.router import SacRouter
 
 BASELINE_FAMILY = "logistic_regression"  # the committed default's family (won the card's time-series CV)
@@ -29,19 +27,9 @@ def baseline(seed: int = 0) -> Pipeline:
     return build_model(BASELINE_FAMILY, seed)
 
 
-def unsuspected_model(seed: int = 0) -> Pipeline:
-    """For stops with SAC N (about 4% of searches): fewer levels and stronger regularisation, no location,
-    weekday or month, which a few thousand rows cannot estimate per level."""
-    features = StopFeatures(min_count=50)
-    encode = LinearEncoding(one_hot=("InterventionReasonCode", "StatuteReason", "Department Name", "hour"),
-                            numeric=("time_missing", "year", *BOOL_FIELDS), min_frequency=50)
-    return Pipeline([("features", features), ("encode", encode),
-                     ("model", LogisticRegression(C=0.1, max_iter=2000, random_state=seed))])
-
-
 def sac_split(seed: int = 0) -> SacRouter:
     """Two models: the baseline's pipeline for suspected stops, ``unsuspected_model`` for SAC N."""
-    return SacRouter(suspected=baseline(seed), unsuspected=unsuspected_model(seed))
+    return build_two_models(BASELINE_FAMILY, seed)
 
 
 def fit_fairness_weights(train, seed: int = 0, strengths=WEIGHT_STRENGTHS, settings=None) -> tuple[dict, dict]:

@@ -144,6 +144,23 @@ def _age_verdict(none: dict, age: dict) -> str:
     return "lowers" if share["age"] < share["none"] else "does not lower"
 
 
+def _two_models_lines(card: dict) -> list[str]:
+    """The routing of a two-model card (``--two-models``), or nothing."""
+    routing = card["threshold_selection"].get("routing")
+    if card["model"].get("class") != "SacRouter" or not routing:
+        return []
+    unsuspected = card["model"]["sides"]["unsuspected"]
+    n_side = ("**never recommends a search** (no threshold of the N model reached the precision bar on its "
+              f"{routing['validation_unsuspected_rows']} validation rows; best lower bound "
+              f"{routing['unsuspected_best_precision']:.3f}), and answers probability 0"
+              if routing["unsuspected_never_recommended"] else
+              f"uses its own validated threshold {routing['unsuspected_threshold']:.4f} (offset "
+              f"{routing['unsuspected_offset']:.3f} on the log-odds, so its answer is a decision score)")
+    return [f"- Two models: stops with SearchAuthorizationCode N go to a `{unsuspected['class']}` (C "
+            f"{unsuspected['params'].get('C')}, fewer levels, no location, weekday or month); all others (and a "
+            f"missing code) to the {card['model']['family']} above. The N side {n_side}."]
+
+
 def render(card: dict, bench: str | None = None, generator_commit: str | None = None,
            experiments: str | None = None) -> str:
     """The markdown text of MODEL_CARD.md for one card (and optionally the benchmark's printed output)."""
@@ -171,6 +188,7 @@ def render(card: dict, bench: str | None = None, generator_commit: str | None = 
            "## Model", "",
            f"- Family **{card['model']['family']}** (`{card['model']['class']}`), features "
            f"`{', '.join(card['feature_names'])}`; categorical: `{', '.join(card['categorical_features'])}`.",
+           *_two_models_lines(card),
            "- The officer id and race, ethnicity and sex are not features; see *Protected attributes*.",
            "- Fitted on the training rows only: validation rows choose the threshold and test rows are never seen, "
            "so the figures below are honest estimates for the next period.",
