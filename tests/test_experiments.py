@@ -2,7 +2,9 @@
 client's fairness weights, the threshold mitigations, the default's choice, and the real SAC=N requests."""
 from __future__ import annotations
 
+import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,12 +18,16 @@ from pipeline.experiments.run import choose_default
 from pipeline.experiments.thresholds import shift_scores
 from pipeline.experiments.variants import sac_split
 from pipeline.experiments.weights import fairness_penalty_weights, group_shortfalls
-from pipeline.schema import TARGET, category_key
+from pipeline.schema import TARGET, category_key, validate_observation
+from pipeline.training.card_markdown import render
+from pipeline.training.cli import main as train_main
 from pipeline.synthetic.generate import generate
 from pipeline.loading import load_training_data
 from pipeline.scoring.artifact import FAST_TOLERANCE, load_artifact, save_artifact
 from pipeline.scoring.fast_linear import build_scorer, pipeline_probes, worst_disagreement
 from pipeline.transform.router import SacRouter
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +172,25 @@ def test_router_fast_path_agrees_with_scikit_learn(stops, offset, tmp_path):
     assert difference <= FAST_TOLERANCE, record
     saved = save_artifact(router, {"version": "router-test", "threshold": 0.3}, tmp_path / "router")
     assert load_artifact(saved).scoring_path == "fast-router(fast-linear, fast-linear)"
+
+
+@pytest.mark.slow
+def test_train_two_models_writes_a_served_router(tmp_path):
+    """``pipeline.train --two-models``: a SacRouter artifact whose fast path loads, and a card that says how the
+    N side decides; the N side never answers above the threshold unless its own validation rows allowed it."""
+    frame, _ = generate(120_000, seed=7)
+    data = tmp_path / "small.csv"
+    frame.to_csv(data, index=False)
+    out = tmp_path / "two"
+    assert train_main(["--data", str(data), "--out", str(out), "--quiet", "--cv-folds", "2", "--two-models",
+                       "--families", "logistic_regression", "--criterion", "point", "--no-protected-check"]) == 0
+    artifact = load_artifact(out)
+    assert isinstance(artifact.pipeline, SacRouter) and artifact.scoring_path.startswith("fast-router")
+    routing = artifact.card["threshold_selection"]["routing"]
+    assert artifact.card["version"].startswith("two-logreg-") and artifact.card["model"]["class"] == "SacRouter"
+    assert "Two models" in render(artifact.card)
+    observation = validate_observation(json.loads((FIXTURES / "observation.json").read_text()))
+    unsuspected = dict(observation, SearchAuthorizationCode="N")
+    if routing["unsuspected_never_recommended"]:
+        assert artifact.predict_one(unsuspected) == 0.0
+    assert artifact.predict_one(observation) == pytest.approx(artifact.predict_proba([observation])[0], abs=1e-9)
