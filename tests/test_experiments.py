@@ -18,13 +18,13 @@ from pipeline.experiments.run import choose_default
 from pipeline.experiments.thresholds import shift_scores
 from pipeline.experiments.variants import sac_split
 from pipeline.experiments.weights import fairness_penalty_weights, group_shortfalls
-from pipeline.schema import TARGET, category_key, validate_observation
-from pipeline.training.card_markdown import render
-from pipeline.training.cli import main as train_main
-from pipeline.synthetic.generate import generate
 from pipeline.loading import load_training_data
+from pipeline.schema import TARGET, category_key, validate_observation
 from pipeline.scoring.artifact import FAST_TOLERANCE, load_artifact, save_artifact
 from pipeline.scoring.fast_linear import build_scorer, pipeline_probes, worst_disagreement
+from pipeline.synthetic.generate import generate
+from pipeline.training.card_markdown import render
+from pipeline.training.cli import main as train_main
 from pipeline.transform.router import SacRouter
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.synthetic import generate as synthetic
 from pipeline.schema import SEARCHED
+from pipeline.synthetic import generate as synthetic
 from pipeline.synthetic.model import contraband_probability, draw_outcomes, sample_features
 from pipeline.synthetic.world import build_world
 

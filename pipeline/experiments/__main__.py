@@ -17,6 +17,7 @@ per mitigation into --out. Progress goes to stderr.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import time
@@ -25,8 +26,9 @@ from pathlib import Path
 from pipeline.experiments.data import load_shared_rows
 from pipeline.experiments.report import write_outputs
 from pipeline.experiments.run import VARIANTS, choose_default, run_variants
-from pipeline.progress import Progress
 from pipeline.loading import truth_path
+from pipeline.progress import Progress
+from pipeline.scoring.artifact import file_sha256
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -77,7 +79,8 @@ def main(argv=None) -> int:
     settings = {"min_department": args.fairness_min_department, "min_group": args.fairness_min_group}
     result = run_variants(rows, args, settings, say)
     result["default"] = choose_default(result)
-    result["data"] = {"file": str(args.data), "rows": rows.counts, "bayes_auc": rows.bayes_auc,
+    result["data"] = {"file": str(args.data), "sha256": file_sha256(args.data), "rows": rows.counts,
+                      "bayes_auc": rows.bayes_auc, "load_average": os.getloadavg(),
                       "margin": rows.margin, "fairness": dict(settings, max_gap=0.05),
                       "wall_seconds": time.perf_counter() - started,
                       "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.loading import DATETIME_FIELD, TRUTH_COLUMN, clean_frame_flag, load_training_data, read_truth
 from pipeline.evaluation.metrics import roc_auc
-from pipeline.training.selection import drift_margin, time_split
+from pipeline.loading import DATETIME_FIELD, TRUTH_COLUMN, clean_frame_flag, load_training_data, read_truth
 from pipeline.schema import SEARCHED, TARGET, TRAINING_COLUMNS, clean_frame
+from pipeline.training.selection import drift_margin, time_split
 
 SEARCH_TRUTH = "search_hit_probability"
 TRUTH = "contraband_probability"

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import joblib
 
+from pipeline.evaluation.metrics import select_threshold
 from pipeline.experiments import thresholds as mitigation
 from pipeline.experiments.data import SEARCH_TRUTH, drop_truth
 from pipeline.experiments.measure import dry_run_unsuspected, every_stop, measure, officer_breaks
-from pipeline.evaluation.metrics import select_threshold
 from pipeline.schema import TARGET
 from pipeline.training.two_models import set_unsuspected_offset
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.experiments.measure import model_breaks
 from pipeline.evaluation.metrics import classification_report_from_counts, confusion_counts
+from pipeline.experiments.measure import model_breaks
 from pipeline.schema import TARGET, category_key
 
 GRID_POINTS = 40

@@ -9,8 +9,8 @@ from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
 from pipeline.experiments.weights import fairness_penalty_weights
-from pipeline.training.selection import build_model, cross_validate
 from pipeline.schema import TARGET
+from pipeline.training.selection import build_model, cross_validate
 from pipeline.training.two_models import build_two_models
 from pipeline.transform.router import SacRouter
 

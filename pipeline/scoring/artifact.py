@@ -17,7 +17,7 @@ import numpy as np
 import sklearn
 
 from pipeline.schema import records_to_frame
-from pipeline.scoring.fast_linear import SKLEARN, build_scorer, pipeline_probes, worst_disagreement
+from pipeline.scoring.fast_linear import SKLEARN, build_scorer, pipeline_probes, probe_records, worst_disagreement
 from pipeline.scoring.reasons import build_explainer
 
 PIPELINE_FILE = "model.joblib"

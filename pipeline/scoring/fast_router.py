@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import math
 
-from pipeline.scoring.fast_features import label_of, sigmoid
 from pipeline.schema import category_key
+from pipeline.scoring.fast_features import label_of, sigmoid
 
 FAST_ROUTER = "fast-router"
 _EPSILON = 1e-15  # the clip SacRouter applies before taking log-odds

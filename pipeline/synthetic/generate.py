@@ -127,7 +127,9 @@ def write(frame: pd.DataFrame, truth: np.ndarray, path, search_truth: np.ndarray
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
     sidecar = truth_path(path)
-    columns = {TRUTH_COLUMN: truth} if search_truth is None else {TRUTH_COLUMN: truth, SEARCH_TRUTH_COLUMN: search_truth}
+    columns = {TRUTH_COLUMN: truth}
+    if search_truth is not None:
+        columns[SEARCH_TRUTH_COLUMN] = search_truth
     pd.DataFrame(columns).to_csv(sidecar, index=False, float_format="%.6g")
     return sidecar
 

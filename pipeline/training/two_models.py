@@ -53,7 +53,8 @@ def set_unsuspected_offset(router: SacRouter, validation, scores, min_precision:
         offset = -math.inf
     router.set_params(unsuspected_offset=offset)
     return {"validation_unsuspected_rows": int(unsuspected.sum()), "suspected_threshold": suspected["threshold"],
-            "unsuspected_threshold": own.get("threshold"), "unsuspected_offset": offset if math.isfinite(offset) else None,
+            "unsuspected_threshold": own.get("threshold"),
+            "unsuspected_offset": offset if math.isfinite(offset) else None,
             "unsuspected_never_recommended": not math.isfinite(offset),
             "unsuspected_best_precision": own.get("best_precision", own.get("precision_low"))}
 

@@ -9,8 +9,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-from pipeline.transform.features import normalised_categories
 from pipeline.schema import category_key
+from pipeline.transform.features import normalised_categories
 
 SAC_FIELD = "SearchAuthorizationCode"
 
