@@ -13,6 +13,7 @@ from sklearn.base import clone
 from sklearn.dummy import DummyClassifier
 from sklearn.exceptions import NotFittedError
 
+from pipeline.experiments.__main__ import main as experiments_main
 from pipeline.experiments.measure import dry_run_unsuspected
 from pipeline.experiments.run import choose_default
 from pipeline.experiments.thresholds import shift_scores
@@ -23,6 +24,7 @@ from pipeline.schema import TARGET, category_key, validate_observation
 from pipeline.scoring.artifact import FAST_TOLERANCE, load_artifact, save_artifact
 from pipeline.scoring.fast_linear import build_scorer, pipeline_probes, worst_disagreement
 from pipeline.synthetic.generate import generate
+from pipeline.synthetic.generate import main as synthetic_main
 from pipeline.training.card_markdown import render
 from pipeline.training.cli import main as train_main
 from pipeline.transform.router import SacRouter
@@ -194,3 +196,38 @@ def test_train_two_models_writes_a_served_router(tmp_path):
     if routing["unsuspected_never_recommended"]:
         assert artifact.predict_one(unsuspected) == 0.0
     assert artifact.predict_one(observation) == pytest.approx(artifact.predict_proba([observation])[0], abs=1e-9)
+
+
+def test_experiments_cli_help_and_refusals(tmp_path, capsys):
+    """--help lists the variants; a missing file is refused with what to do."""
+    with pytest.raises(SystemExit) as helped:
+        experiments_main(["--help"])
+    assert helped.value.code == 0 and "sac_split" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:
+        experiments_main(["--data", str(tmp_path / "missing.csv")])
+    assert refused.value.code == 2 and "pipeline.synthetic" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_experiments_cli_writes_the_comparison(tmp_path):
+    """End to end on a small generated file (with its two-column truth): one row per variant on the same rows,
+    the every-stop figures from the unsearched held-out stops, the officers' row, the choice, and the files."""
+    data = tmp_path / "stops.csv"
+    assert synthetic_main(["--rows", "120000", "--seed", "7", "--out", str(data)]) == 0
+    out = tmp_path / "out"
+    variants = ["baseline", "sac_split", "fair_threshold", "department_thresholds"]
+    assert experiments_main(["--data", str(data), "--out", str(out), "--quiet", "--variants", *variants]) == 0
+    result = json.loads((out / "comparison.json").read_text())
+    assert [r["variant"] for r in result["table"]] == variants
+    rows = result["data"]["rows"]
+    assert rows["train"] + rows["validation"] + rows["test"] == rows["usable"] and rows["unsearched_held_out"] > 0
+    for row in result["table"]:
+        assert row["every_stop"]["stops"] == rows["unsearched_held_out"]
+        assert row["real_unsuspected"]["requests"] == 223 and row["fit_seconds"] > 0 and row["peak_rss"] > 0
+        assert 0 < row["auc"]["value"] <= 1 and row["auc_over_bayes"]["value"] > 0.8
+    assert "unsuspected_never_recommended" in result["table"][1]["parameter"]  # how the N side decides
+    assert result["default"]["variant"] in variants and "officers" in result
+    text = (out / "comparison.md").read_text()
+    assert "officers' own searches" in text and "Default by the table" in text
+    assert (out / "tradeoff_fair_threshold.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "tradeoff_department_thresholds.png").is_file()

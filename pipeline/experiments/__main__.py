@@ -9,7 +9,7 @@ Variants (all on the same searched rows, split by time: oldest train, next valid
   fair_threshold         the baseline with one threshold chosen under a fairness constraint
   department_thresholds  the baseline with a threshold per department, raised where validation gaps break the rule
   tuned                  the best of a logistic-regression grid and gradient-boosting random draws (time-series CV)
-  shrinkage              issue 10's shrinkage encodings (when pipeline/transform/shrinkage.py exists)
+  shrinkage              issue 10's shrunk department/location/statute model (when pipeline.training.log_model exists)
 Each variant's threshold is chosen on the validation rows as training does (Wilson lower bound of precision >=
 0.5 + the drift margin). Writes comparison.json, comparison.md (the model card's section) and one trade-off PNG
 per mitigation into --out. Progress goes to stderr.
@@ -17,6 +17,7 @@ per mitigation into --out. Progress goes to stderr.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import resource
 import sys
@@ -62,12 +63,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.truth is not None and not args.truth.is_file():
         parser.error(f"--truth {args.truth} is not a file")
     if "shrinkage" in args.variants and not _shrinkage_available():
-        parser.error("the shrinkage variant needs pipeline/transform/shrinkage.py (issue 10), not on this branch yet")
+        parser.error("the shrinkage variant needs issue 10's pipeline/training/log_model.py (shrinkage encodings), "
+                     "which this checkout does not have")
     return args
 
 
 def _shrinkage_available() -> bool:
-    return (Path(__file__).resolve().parents[1] / "transform" / "shrinkage.py").is_file()
+    return importlib.util.find_spec("pipeline.training.log_model") is not None
 
 
 def main(argv=None) -> int:

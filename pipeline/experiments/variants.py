@@ -90,6 +90,6 @@ def fit_variant(name: str, train, seed: int = 0, progress=print):
     if name == "tuned":
         return fit_tuned(train, seed, progress=progress)
     if name == "shrinkage":
-        from pipeline.experiments.shrinkage_variant import shrinkage_model  # only once issue 10's encoder exists
-        return shrinkage_model(seed).fit(train, y), {}
+        from pipeline.training.log_model import build_log_model  # issue 10's shrunk-encoding model, once merged
+        return build_log_model(seed).fit(train, y), {"builder": "pipeline.training.log_model.build_log_model"}
     raise ValueError(f"unknown variant {name!r}")
