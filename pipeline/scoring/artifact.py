@@ -17,7 +17,7 @@ import numpy as np
 import sklearn
 
 from pipeline.schema import records_to_frame
-from pipeline.scoring.fast_linear import SKLEARN, build_scorer, probe_records, worst_disagreement
+from pipeline.scoring.fast_linear import SKLEARN, build_scorer, pipeline_probes, probe_records, worst_disagreement
 from pipeline.scoring.reasons import build_explainer
 
 PIPELINE_FILE = "model.joblib"
@@ -163,7 +163,7 @@ def artifact_from_bytes(data: bytes, card: dict, origin) -> Artifact:
 
 def check_scorer(scorer, pipeline, directory) -> None:
     """Refuse a fast scorer that disagrees with the sklearn pipeline by more than FAST_TOLERANCE on the probes."""
-    difference, record = worst_disagreement(scorer, pipeline, probe_records(pipeline.named_steps["features"]))
+    difference, record = worst_disagreement(scorer, pipeline, pipeline_probes(pipeline))
     if not difference <= FAST_TOLERANCE:
         # repr for text so that padding and case, which the probes vary on purpose, show in the message
         fields = ", ".join(f"{name}={value!r}" if isinstance(value, str) else f"{name}={value}"

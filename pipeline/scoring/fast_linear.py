@@ -18,9 +18,11 @@ from datetime import datetime, timedelta
 
 from pipeline.schema import EARLIEST_STOP, FIELDS, LATEST_STOP, MAX_AGE, MIN_AGE, records_to_frame
 from pipeline.scoring.fast_features import NAN, label_of, numeric_values, sigmoid
+from pipeline.scoring.fast_router import build_router_scorer
 from pipeline.scoring.fast_trees import build_tree_scorer
 from pipeline.transform.features import AGE_FIELD, BOOL_FIELDS, DATETIME_FIELD, RARE_CODE, StopFeatures
 from pipeline.transform.linear_encoding import AGE_EDGES, LinearEncoding
+from pipeline.transform.router import SacRouter
 from pipeline.transform.shrunk_features import ShrunkStopFeatures
 
 FAST_LINEAR = "fast-linear"
@@ -172,6 +174,8 @@ def build_scorer(pipeline):
 
     A ValueError means a pipeline of a supported family whose parts do not fit together (a damaged artifact).
     """
+    if type(pipeline) is SacRouter:
+        return build_router_scorer(pipeline, build_scorer)
     steps = getattr(pipeline, "named_steps", {})
     model = type(steps.get("model")).__name__
     if type(steps.get("features")) not in (StopFeatures, ShrunkStopFeatures):
@@ -231,6 +235,14 @@ def probe_records(features: StopFeatures, n_random: int = 300, seed: int = 0) ->
         record[DATETIME_FIELD] = EARLIEST_STOP + timedelta(minutes=rng.randrange(span_minutes))
         records.append(record)
     return records
+
+
+def pipeline_probes(pipeline) -> list[dict]:
+    """``probe_records`` of a fitted pipeline, or of both sides of a SacRouter (each side's own labels)."""
+    if type(pipeline) is SacRouter:
+        return [record for side in ("suspected", "unsuspected")
+                for record in probe_records(pipeline.estimators_[side].named_steps["features"])]
+    return probe_records(pipeline.named_steps["features"])
 
 
 def worst_disagreement(scorer, pipeline, records: list[dict]) -> tuple[float, dict]:

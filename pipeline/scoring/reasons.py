@@ -225,6 +225,11 @@ def build_explainer(scorer, pipeline, card: dict):
     """The reasons of a fast scorer's model, or None when it has no fast scorer (sklearn's path)."""
     if scorer is None:
         return None
+    if scorer.path.startswith("fast-router"):
+        # a two-model router (training --two-models) has no per-side reference in its card yet: say so, answer
+        # without reasons rather than with ones stated against the wrong model
+        log.warning("model %s is a two-model router; its decisions carry no reasons", card.get("version"))
+        return None
     if scorer.path == "fast-linear":
         return LinearExplainer(scorer, pipeline, card)
     return TreeExplainer(scorer, pipeline, card)

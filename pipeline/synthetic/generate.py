@@ -2,9 +2,11 @@
 
     python -m pipeline.synthetic --rows 2473643 --seed 0 --out data/synthetic.csv
 
-writes ``synthetic.csv`` (the 15 ``TRAINING_COLUMNS``) and ``synthetic.truth.csv`` (one column,
-``contraband_probability``: each row's true P(contraband | observed columns), same order, duplicates included),
-so evaluation can compare a model with the Bayes AUC on the same rows.
+writes ``synthetic.csv`` (the 15 ``TRAINING_COLUMNS``) and ``synthetic.truth.csv`` (same order, duplicates
+included) with two columns: ``contraband_probability``, each row's true P(contraband | observed columns), so
+evaluation can compare a model with the Bayes AUC on the same rows; and ``search_hit_probability``, the
+probability that a search of that stop finds contraband, for every stop, searched or not (equal to the first on
+searched rows; on unsearched rows it is what an officer who sent every stop to the service would get from a search).
 
 Every calibration figure and its source is in ``pipeline/synthetic_calibration.py``; the fixed world (departments,
 officers, places, fitted coefficients) is in ``synthetic_world.py``; the generative model in ``synthetic_model.py``.
@@ -29,6 +31,7 @@ from pipeline.synthetic.sampling import grouped_choice
 from pipeline.synthetic.world import DEFAULT_WORLD_SEED, build_world
 
 TRUTH_COLUMN = "contraband_probability"
+SEARCH_TRUTH_COLUMN = "search_hit_probability"
 
 
 def _datetimes(day: np.ndarray, minute: np.ndarray) -> np.ndarray:
@@ -76,6 +79,12 @@ def _inject_mess(columns: dict, rng) -> None:
 
 def generate(rows: int, seed: int = 0, world_seed: int = DEFAULT_WORLD_SEED, progress=None):
     """Return (DataFrame with TRAINING_COLUMNS, true contraband probability per row) for ``rows`` stops."""
+    frame, truth, _ = generate_with_search_truth(rows, seed, world_seed, progress)
+    return frame, truth
+
+
+def generate_with_search_truth(rows: int, seed: int = 0, world_seed: int = DEFAULT_WORLD_SEED, progress=None):
+    """Like ``generate``, plus each row's probability that a search finds contraband (searched or not)."""
     if rows < 1:
         raise ValueError("rows must be at least 1")
     say = progress or (lambda message: None)
@@ -86,7 +95,7 @@ def generate(rows: int, seed: int = 0, world_seed: int = DEFAULT_WORLD_SEED, pro
     unique = rows - duplicates
     say(f"sampling {unique:,} stops")
     f = sample_features(world, unique, rng)
-    searched, sac, contraband, truth = draw_outcomes(world, f, rng)
+    searched, sac, contraband, (truth, search_truth) = draw_outcomes(world, f, rng)
     say("formatting columns")
     columns = {
         "InterventionDateTime": _datetimes(f["day"], f["minute"]),
@@ -109,16 +118,19 @@ def generate(rows: int, seed: int = 0, world_seed: int = DEFAULT_WORLD_SEED, pro
     # Duplicates sit next to their original, as the multi-violation stops of the real file do ([D] pairs).
     order = np.sort(np.concatenate([np.arange(unique), rng.integers(0, unique, duplicates)]), kind="stable")
     frame = pd.DataFrame({name: columns[name][order] for name in TRAINING_COLUMNS})
-    return frame, truth[order]
+    return frame, truth[order], search_truth[order]
 
 
-def write(frame: pd.DataFrame, truth: np.ndarray, path) -> Path:
-    """Write the CSV and its ``.truth.csv`` sidecar; returns the sidecar path."""
+def write(frame: pd.DataFrame, truth: np.ndarray, path, search_truth: np.ndarray | None = None) -> Path:
+    """Write the CSV and its ``.truth.csv`` sidecar (with ``search_truth`` as a second column if given)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
     sidecar = truth_path(path)
-    pd.DataFrame({TRUTH_COLUMN: truth}).to_csv(sidecar, index=False, float_format="%.6g")
+    columns = {TRUTH_COLUMN: truth}
+    if search_truth is not None:
+        columns[SEARCH_TRUTH_COLUMN] = search_truth
+    pd.DataFrame(columns).to_csv(sidecar, index=False, float_format="%.6g")
     return sidecar
 
 
@@ -156,9 +168,9 @@ def main(argv=None) -> int:
     def say(message):
         print(f"[{time.perf_counter() - start:6.1f}s] {message}", file=sys.stderr, flush=True)
 
-    frame, truth = generate(args.rows, args.seed, args.world_seed, progress=say)
+    frame, truth, search_truth = generate_with_search_truth(args.rows, args.seed, args.world_seed, progress=say)
     say(f"writing {args.out}")
-    sidecar = write(frame, truth, args.out)
+    sidecar = write(frame, truth, args.out, search_truth)
     say(f"wrote {args.out} and {sidecar}")
     print(summary(frame, truth), file=sys.stderr)
     return 0

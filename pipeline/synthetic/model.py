@@ -126,23 +126,35 @@ def _hit_group_offsets(world, f):
             + world.coef["hit_sex"][f["sex"]] + world.coef["hit_period"][_period(f)])
 
 
+def search_hit_probability(world, f, sac: np.ndarray) -> np.ndarray:
+    """P(a search finds contraband | observed columns, SAC), for every stop whether it was searched or not.
+
+    Searches happen at random given the observed columns (no hidden cue), so an unsearched stop, were it searched
+    under the code it carries (N for almost all), finds contraband as a searched stop with the same columns does.
+    """
+    return cal.sigmoid(_hit_shape(world, f) + _hit_group_offsets(world, f) + world.coef["hit_sac"][sac])
+
+
 def contraband_probability(world, f, searched: np.ndarray, sac: np.ndarray) -> np.ndarray:
     """P(contraband | observed columns, searched, SAC): the truth written to the sidecar file."""
     shape = _hit_shape(world, f)
-    hit = cal.sigmoid(shape + _hit_group_offsets(world, f) + world.coef["hit_sac"][sac])
+    hit = search_hit_probability(world, f, sac)
     missed = cal.sigmoid(world.coef["unsearched"][0] + cal.UNSEARCHED_SHAPE_WEIGHT * shape)
     return np.where(searched, hit, missed)
 
 
 def draw_outcomes(world, f, rng):
-    """Draw searched, SAC code index and contraband for sampled stops; returns them with the true probability."""
+    """Draw searched, SAC code index and contraband for sampled stops; returns them with the true probabilities.
+
+    The last item is ``(P(contraband found), P(a search would find contraband))``: equal on searched rows.
+    """
     n = f["dept"].size
     searched = rng.random(n) < search_probability(world, f)
     sac = _categorical(cal.SAC_GIVEN_UNSEARCHED, n, rng)
     cum = np.cumsum(_softmax(sac_log_weights(world, {k: v[searched] for k, v in f.items()})), axis=1)
     sac[searched] = _row_categorical(cum, rng)
     truth = contraband_probability(world, f, searched, sac)
-    return searched, sac, rng.random(n) < truth, truth
+    return searched, sac, rng.random(n) < truth, (truth, search_hit_probability(world, f, sac))
 
 
 def _targets(table: dict, keys) -> np.ndarray:

@@ -58,7 +58,12 @@ def code_commit() -> dict:
 
 def _version(family: str, created: datetime, sha: str) -> str:
     short = {"hist_gradient_boosting": "hgb", "logistic_regression": "logreg", "random_forest": "rf"}
-    return f"{short.get(family, family)}-{created:%Y%m%dT%H%M%SZ}-{sha[:8]}"
+    two, name = family.startswith("two-"), family.removeprefix("two-")
+    return f"{'two-' if two else ''}{short.get(name, name)}-{created:%Y%m%dT%H%M%SZ}-{sha[:8]}"
+
+
+def _label(family: str, two_models: bool) -> str:
+    return f"two-{family}" if two_models else family
 
 
 def build_card(args, loaded, parts, model, description, family, comparison, choice, evaluation) -> dict:
@@ -67,9 +72,10 @@ def build_card(args, loaded, parts, model, description, family, comparison, choi
     sha = file_sha256(Path(args.data))
     synthetic = is_synthetic(args.data, args.synthetic)
     train, validation, test = parts
-    features = model.named_steps["features"]
+    # a two-model router describes its suspected side's features (the N side's are in model.sides)
+    features = getattr(model, "estimators_", {}).get("suspected", model).named_steps["features"]
     card = {
-        "version": args.version or _version(family, created, sha),
+        "version": args.version or _version(_label(family, getattr(args, "two_models", False)), created, sha),
         "created_at": created.isoformat(),
         "synthetic": synthetic,
         "notice": SYNTHETIC_NOTICE if synthetic else "Trained on the CTRP3 file named in training_data.",

@@ -14,8 +14,9 @@ REPRODUCE = """```bash
 .venv/bin/python -m pipeline.synthetic --rows 2473643 --seed 2018 --out /tmp/ctrp3-synthetic.csv
 .venv/bin/python -m pipeline.train --data /tmp/ctrp3-synthetic.csv --out artifacts/default --synthetic
 .venv/bin/python bench/train.py --data /tmp/ctrp3-synthetic.csv | tee /tmp/ctrp3-bench.txt
+.venv/bin/python -m pipeline.experiments --data /tmp/ctrp3-synthetic.csv --out artifacts/experiments
 .venv/bin/python -m pipeline.training.card_markdown artifacts/default --bench /tmp/ctrp3-bench.txt \
-    --generator-commit "$(git rev-parse HEAD)" > MODEL_CARD.md
+    --experiments artifacts/experiments --generator-commit "$(git rev-parse HEAD)" > MODEL_CARD.md
 ```
 The card's `training_data.sha256` identifies the generated file; the same generator commit, rows and seed give the
 same file. `code.commit` in the card is the commit of the training code."""
@@ -153,7 +154,25 @@ def _reasons(reasons: dict) -> list[str]:
     return out + [f"| {name} | {value:+.4f} |" for name, value in reasons["feature_means"].items()]
 
 
-def render(card: dict, bench: str | None = None, generator_commit: str | None = None) -> str:
+def _two_models_lines(card: dict) -> list[str]:
+    """The routing of a two-model card (``--two-models``), or nothing."""
+    routing = card["threshold_selection"].get("routing")
+    if card["model"].get("class") != "SacRouter" or not routing:
+        return []
+    unsuspected = card["model"]["sides"]["unsuspected"]
+    n_side = ("**never recommends a search** (no threshold of the N model reached the precision bar on its "
+              f"{routing['validation_unsuspected_rows']} validation rows; best lower bound "
+              f"{routing['unsuspected_best_precision']:.3f}), and answers probability 0"
+              if routing["unsuspected_never_recommended"] else
+              f"uses its own validated threshold {routing['unsuspected_threshold']:.4f} (offset "
+              f"{routing['unsuspected_offset']:.3f} on the log-odds, so its answer is a decision score)")
+    return [f"- Two models: stops with SearchAuthorizationCode N go to a `{unsuspected['class']}` (C "
+            f"{unsuspected['params'].get('C')}, fewer levels, no location, weekday or month); all others (and a "
+            f"missing code) to the {card['model']['family']} above. The N side {n_side}."]
+
+
+def render(card: dict, bench: str | None = None, generator_commit: str | None = None,
+           experiments: str | None = None) -> str:
     """The markdown text of MODEL_CARD.md for one card (and optionally the benchmark's printed output)."""
     data, rows = card["training_data"], card["training_data"]["rows"]
     choice, fairness = card["threshold_selection"], card["fairness"]
@@ -179,6 +198,7 @@ def render(card: dict, bench: str | None = None, generator_commit: str | None = 
            "## Model", "",
            f"- Family **{card['model']['family']}** (`{card['model']['class']}`), features "
            f"`{', '.join(card['feature_names'])}`; categorical: `{', '.join(card['categorical_features'])}`.",
+           *_two_models_lines(card),
            "- The officer id and race, ethnicity and sex are not features; see *Protected attributes*.",
            "- Fitted on the training rows only: validation rows choose the threshold and test rows are never seen, "
            "so the figures below are honest estimates for the next period.",
@@ -207,6 +227,8 @@ def render(card: dict, bench: str | None = None, generator_commit: str | None = 
     if "reasons" in card:
         out += ["", "## Reasons: the reference", ""] + _reasons(card["reasons"])
     out += ["", "## Packages", "", ", ".join(f"{k} {v}" for k, v in card["packages"].items())]
+    if experiments:
+        out += ["", experiments.strip()]
     if bench:
         out += ["", "## Full-size benchmark (`bench/train.py`)", "", "```", bench.strip(), "```"]
     return "\n".join(out) + "\n"
@@ -219,9 +241,12 @@ def main(argv=None) -> int:
     parser.add_argument("artifact", type=Path, help="artifact directory holding model_card.json")
     parser.add_argument("--bench", type=Path, help="saved stdout of bench/train.py to quote")
     parser.add_argument("--generator-commit", help="git commit of pipeline.synthetic that generated the data")
+    parser.add_argument("--experiments", type=Path,
+                        help="output directory of `python -m pipeline.experiments`: its comparison.md becomes a section")
     args = parser.parse_args(argv)
     bench = args.bench.read_text() if args.bench else None
-    sys.stdout.write(render(read_card(args.artifact), bench, args.generator_commit))
+    experiments = (args.experiments / "comparison.md").read_text() if args.experiments else None
+    sys.stdout.write(render(read_card(args.artifact), bench, args.generator_commit, experiments))
     return 0
 
 

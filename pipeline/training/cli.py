@@ -23,6 +23,7 @@ from pipeline.scoring.artifact import save_artifact
 from pipeline.training.card import build_card
 from pipeline.training.from_log import main as from_log_main
 from pipeline.training.selection import FAMILIES, build_model, compare_families, describe, drift_margin, time_split
+from pipeline.training.two_models import build_two_models, describe_two_models, set_unsuspected_offset
 
 DEFAULT_FAMILIES = ("hist_gradient_boosting", "logistic_regression", "random_forest")
 PROTECTED_CHOICES = {"none": (), "age": ("SubjectAge",),
@@ -53,6 +54,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="protected attributes used as features: none (default: the client allows one only for a "
                              "measured within-department fairness gain; see MODEL_CARD.md), age, or all (race, "
                              "ethnicity, sex, age); the card measures every choice")
+    parser.add_argument("--two-models", action="store_true",
+                        help="two models routed on SearchAuthorizationCode = N (pipeline.transform.router): the chosen "
+                             "family for suspected stops, a small linear model for N, whose searches must reach the "
+                             "precision bar on their own validation rows or are never recommended (see MODEL_CARD.md)")
     parser.add_argument("--no-protected-check", action="store_true",
                         help="skip fitting the other --protected-features choices for the card's comparison")
     parser.add_argument("--fairness-min-department", type=int, default=100)
@@ -75,8 +80,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _fit_and_score(family, args, train, validation, test, protected=()):
-    model = build_model(family, args.seed, protected=protected, min_count=args.min_count)
+    if not args.two_models:
+        model = build_model(family, args.seed, protected=protected, min_count=args.min_count)
+        model.fit(train, train[TARGET].to_numpy())
+        return model, model.predict_proba(validation)[:, 1], model.predict_proba(test)[:, 1]
+    model = build_two_models(family, args.seed, protected=protected, min_count=args.min_count)
     model.fit(train, train[TARGET].to_numpy())
+    _resolve_margin(args, train, validation, Progress(args.quiet))
+    model.routing_ = set_unsuspected_offset(model, validation, model.predict_proba(validation)[:, 1],
+                                            args.min_precision, args.margin, args.criterion)
     return model, model.predict_proba(validation)[:, 1], model.predict_proba(test)[:, 1]
 
 
@@ -89,15 +101,22 @@ def _threshold(args, validation, scores) -> dict:
                          "share, or more data.") from None
 
 
+def _resolve_margin(args, train_rows, validation, say) -> dict:
+    """Turn --margin drift into its number once (kept in ``args.drift``); returns the margin's provenance."""
+    if getattr(args, "drift", None) is None:
+        if args.margin == "drift":
+            args.drift = drift_margin(train_rows[TARGET].to_numpy(), len(validation), args.min_precision)
+            args.margin = args.drift["margin"]
+            say(f"drift margin {args.margin:.4f} (largest fall in hit-rate log-odds between training periods "
+                f"{args.drift['largest_logit_drop']:.3f})")
+        else:
+            args.drift = {"margin": args.margin, "source": "--margin"}
+    return args.drift
+
+
 def _choose_threshold(args, train_rows, validation, val_scores, say) -> dict:
     """The validation threshold under the Wilson criterion, with the drift margin unless --margin is a number."""
-    if args.margin == "drift":
-        drift = drift_margin(train_rows[TARGET].to_numpy(), len(validation), args.min_precision)
-        args.margin = drift["margin"]
-        say(f"drift margin {args.margin:.4f} (largest fall in hit-rate log-odds between training periods "
-            f"{drift['largest_logit_drop']:.3f})")
-    else:
-        drift = {"margin": args.margin, "source": "--margin"}
+    drift = _resolve_margin(args, train_rows, validation, say)
     choice = dict(_threshold(args, validation, val_scores), drift=drift)
     say(f"threshold {choice['threshold']:.4f}: validation precision {choice['precision']:.3f} "
         f"(lower bound {choice['precision_low']:.3f}), recall {choice['recall']:.3f}")
@@ -156,7 +175,10 @@ def train(args: argparse.Namespace) -> Path:
         say("measuring the other choices of protected features for the card")
         evaluation["protected_features_check"] = _protected_check(args, parts, family, test_scores, threshold,
                                                                   settings)
-    card = build_card(args, loaded, parts, model, describe(model), family, comparison, choice, evaluation)
+    description = describe_two_models(model) if args.two_models else describe(model)
+    if args.two_models:
+        choice["routing"] = model.routing_
+    card = build_card(args, loaded, parts, model, description, family, comparison, choice, evaluation)
     out = args.out or Path("artifacts") / card["version"]
     save_artifact(model, card, out)
     say(f"wrote {out} (version {card['version']})")

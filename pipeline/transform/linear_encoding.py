@@ -49,9 +49,10 @@ class LinearEncoding(TransformerMixin, BaseEstimator):
         # columns: kept levels, then "other", then "missing"
         out = np.zeros((values.size, levels.size + 2))
         position = np.searchsorted(levels, values)
-        # (no kept level at all, as with a few dozen training rows: every value is "other" or "missing")
-        known = (position < levels.size) & (levels[np.minimum(position, levels.size - 1)] == values) \
-            if levels.size else np.zeros(values.size, dtype=bool)
+        if levels.size:
+            known = (position < levels.size) & (levels[np.minimum(position, levels.size - 1)] == values)
+        else:  # no level reached min_frequency: every value is "other" (or missing)
+            known = np.zeros(values.size, dtype=bool)
         column = np.where(np.isnan(values), levels.size + 1, np.where(known, position, levels.size))
         out[np.arange(values.size), column] = 1.0
         return out
