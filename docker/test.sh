@@ -74,14 +74,15 @@ base_image() {
 }
 
 build() {
-    local args=(--build-arg "BASE_IMAGE=$BASE_IMAGE") certs
+    # --network host: dockerd runs with --bridge=none, so a build step has no other way out (pip).
+    local args=(--network host --build-arg "BASE_IMAGE=$BASE_IMAGE") certs
     certs=$(cat "$EXTRA_CA_DIR"/*.crt 2>/dev/null || true)
     if [[ -n "$certs" ]]; then
         args+=(--build-arg "EXTRA_CA_CERTS=$certs")
         say "build: passing $(grep -c 'BEGIN CERTIFICATE' <<<"$certs") extra CA certificate(s) from $EXTRA_CA_DIR"
     fi
     local started=$SECONDS
-    "$DOCKER" build -q "${args[@]}" -t "$IMAGE" . >/dev/null || fail "docker build failed (rerun without -q: $DOCKER build ${args[*]:0:2} .)"
+    "$DOCKER" build -q "${args[@]}" -t "$IMAGE" . >/dev/null || fail "docker build failed (output above)"
     BUILD_SECONDS=$((SECONDS - started))
     SIZE_MB=$(( $("$DOCKER" image inspect -f '{{.Size}}' "$IMAGE") / 1000000 ))
     say "build: $IMAGE in ${BUILD_SECONDS} s; image size ${SIZE_MB} MB (from $BASE_IMAGE)"

@@ -76,6 +76,7 @@ class Metrics:
                                         registry=registry)
         self._request_children: dict = {}
         self._latency_children: dict = {}
+        self._decision_children: dict = {}
         self.live_version: str | None = None
         self.live_version_of: Callable[[], str] = lambda: self.live_version
         self._published_by: int | None = None  # the pid that published live_version
