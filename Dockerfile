@@ -11,10 +11,10 @@
 ARG BASE_IMAGE=python:3.11-slim
 
 # Build stage: the dependencies into a virtual environment (a Debian-packaged python refuses pip outside one:
-# externally-managed-environment), then trimmed of what serving never reads.
+# externally-managed-environment), then trimmed of what serving never reads: pip and setuptools, test suites, C and
+# Cython sources, type stubs, and the symbol tables of the compiled libraries (binutils' strip, build stage only).
 FROM ${BASE_IMAGE} AS build
 ARG EXTRA_CA_CERTS=""
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY requirements.txt /tmp/requirements.txt
 RUN set -eu; \
     if [ -n "$EXTRA_CA_CERTS" ]; then \
@@ -22,24 +22,25 @@ RUN set -eu; \
         cat /etc/ssl/certs/ca-certificates.crt /tmp/extra-ca.pem > /tmp/ca-bundle.pem; \
         export PIP_CERT=/tmp/ca-bundle.pem; \
     fi; \
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends binutils >/dev/null; \
     python -m venv /opt/venv; \
-    /opt/venv/bin/pip install -r /tmp/requirements.txt; \
-    /opt/venv/bin/pip uninstall --yes pip; \
+    PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 /opt/venv/bin/pip install -q -r /tmp/requirements.txt; \
+    /opt/venv/bin/pip uninstall -q --yes pip setuptools; \
     find /opt/venv -depth -type d -name tests -exec rm -rf {} +; \
+    find /opt/venv -type f \( -name '*.c' -o -name '*.cpp' -o -name '*.h' -o -name '*.pyx' -o -name '*.pxd' \
+        -o -name '*.pyi' \) -delete; \
+    find /opt/venv -type f -name '*.so*' -exec strip --strip-unneeded {} +; \
     rm -f /tmp/extra-ca.pem /tmp/ca-bundle.pem
 
 # Final stage: the base, the virtual environment and the code; no compilers, caches or pip.
 FROM ${BASE_IMAGE}
-ENV PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    PATH=/opt/venv/bin:$PATH \
-    PORT=5000
-RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin app
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/venv/bin:$PATH PORT=5000
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
-# Code stays root-owned (read-only to the service); only instance/ (embedded SQLite) is writable.
+# Code stays root-owned (read-only to the service, compiled here); only instance/ (embedded SQLite) is writable.
 COPY . .
-RUN mkdir -p /app/instance && chown app:app /app/instance && python -m compileall -q /app >/dev/null
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin app \
+    && mkdir -p /app/instance && chown app:app /app/instance && python -m compileall -q /app >/dev/null
 
 USER app
 EXPOSE 5000

@@ -22,6 +22,7 @@ if [[ ! -s "$TARBALL" ]]; then
     command -v debootstrap >/dev/null || { echo "local-base: debootstrap is missing (apt-get install debootstrap)" >&2; exit 1; }
     mkdir -p "$CACHE_DIR"
     root=$(mktemp -d "$CACHE_DIR/rootfs.XXXXXX")
+    chmod 755 "$root"  # it becomes the image's /: mktemp's 0700 would lock every non-root user out
     trap 'rm -rf "$root"' EXIT
     echo "local-base: debootstrap $SUITE (minbase + $PACKAGES) from $MIRROR ..." >&2
     debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$root" "$MIRROR" >"$CACHE_DIR/debootstrap.log" 2>&1 \

@@ -19,6 +19,7 @@ CONTAINER=ctrp3-docker-test-$$
 TEST_POSTGRES_URL=${TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test}
 EXTRA_CA_DIR=${EXTRA_CA_DIR:-/usr/local/share/ca-certificates}
 DOCKERD_LOG=${DOCKERD_LOG:-/var/log/ctrp3-dockerd.log}
+BUILD_LOG=${BUILD_LOG:-/tmp/ctrp3-docker-build.log}
 # Debian's client when installed; any docker client on PATH otherwise.
 if [[ -z "${DOCKER:-}" ]]; then DOCKER=$([[ -x /usr/bin/docker ]] && echo /usr/bin/docker || echo docker); fi
 export DOCKER
@@ -82,7 +83,9 @@ build() {
         say "build: passing $(grep -c 'BEGIN CERTIFICATE' <<<"$certs") extra CA certificate(s) from $EXTRA_CA_DIR"
     fi
     local started=$SECONDS
-    "$DOCKER" build -q "${args[@]}" -t "$IMAGE" . >/dev/null || fail "docker build failed (output above)"
+    # BuildKit: with the vfs storage driver the classic builder copies the whole file system at every step.
+    DOCKER_BUILDKIT=1 "$DOCKER" build --progress plain "${args[@]}" -t "$IMAGE" . >"$BUILD_LOG" 2>&1 \
+        || { tail -30 "$BUILD_LOG" >&2; fail "docker build failed (log: $BUILD_LOG)"; }
     BUILD_SECONDS=$((SECONDS - started))
     SIZE_MB=$(( $("$DOCKER" image inspect -f '{{.Size}}' "$IMAGE") / 1000000 ))
     say "build: $IMAGE in ${BUILD_SECONDS} s; image size ${SIZE_MB} MB (from $BASE_IMAGE)"

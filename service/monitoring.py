@@ -7,8 +7,10 @@ Without that variable (the Flask test client, a single process) each app counts 
 
 Cardinality is bounded by construction: labels hold only values the service itself chose from small fixed sets
 (a URL rule, an HTTP method, a status code, a model version, a cause, a yes/no). Never an observation id, a key id,
-a department, an officer or anything else from a request body or header. The series a scrape returns are counted
-by tests/test_monitoring.py (``SERIES_BOUND``).
+a department, an officer or anything else from a request body or header. The series a scrape returns: 16 per
+route for the latency histogram (13 buckets, +Inf, count, sum; 10 routes counting "unmatched"), one per route,
+method and status actually answered (a few dozen), 2 per model version for decisions, 9 for pool waits, a handful
+more; tests/test_monitoring.py holds a scrape under ``SERIES_BOUND`` (400) and prints the count.
 """
 from __future__ import annotations
 

@@ -146,7 +146,8 @@ def test_dockerfile_key_properties():
     stages = [line for line in lines if line.startswith("FROM ")]
     assert stages == ["FROM ${BASE_IMAGE} AS build", "FROM ${BASE_IMAGE}"]
     build, final = "\n".join(lines).split("\nFROM ${BASE_IMAGE}\n")
-    assert "pip install -r /tmp/requirements.txt" in build and "pip install" not in final
+    assert "pip install -q -r /tmp/requirements.txt" in build and "pip install" not in final
+    assert "apt-get" not in final and "strip" not in final  # build tools stay in the build stage
     assert "COPY --from=build /opt/venv /opt/venv" in final
     assert "BEGIN CERTIFICATE" not in (ROOT / "Dockerfile").read_text()
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
@@ -165,7 +166,7 @@ def test_dockerignore_keeps_local_state_out_of_the_image():
 
 
 def test_make_and_ci_use_the_same_commands():
-    """make run starts the same gunicorn command; .ci/run runs the linter, then exactly make test."""
+    """make run starts the same gunicorn command; .ci/run runs the linter, then make test, then make docker-test."""
     makefile = (ROOT / "Makefile").read_text()
     # `python -m gunicorn`: console-script shebangs break when a virtualenv is copied or cloned to another path.
     assert START.replace("gunicorn ", "$(VENV)/bin/python -m gunicorn ", 1) in makefile
@@ -173,4 +174,5 @@ def test_make_and_ci_use_the_same_commands():
     assert ci[0] == "#!/usr/bin/env bash" and "set -euo pipefail" in ci
     targets = [line for line in ci if line.startswith("make")]
     assert "make test" in targets and targets.index("make lint") < targets.index("make test")
+    assert targets[-1] == "make docker-test" and targets.index("make test") < targets.index("make docker-test")
     assert os.access(ROOT / ".ci" / "run", os.X_OK)

@@ -15,8 +15,8 @@ from service import monitoring
 from tests.fault_harness import Gunicorn
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/nowhere"
-# What a dyno exports at most: every route x its statuses is the bulk. Measured on the sequence below (printed);
-# the bound is the formula in the module docstring of service/monitoring.py applied to today's 10 routes.
+# What a dyno exports at most (the count is worked out in service/monitoring.py's docstring); the gunicorn test
+# prints what a scrape after its traffic holds.
 SERIES_BOUND = 400
 
 
