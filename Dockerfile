@@ -11,8 +11,8 @@
 ARG BASE_IMAGE=python:3.11-slim
 
 # Build stage: the dependencies into a virtual environment (a Debian-packaged python refuses pip outside one:
-# externally-managed-environment), then trimmed of what serving never reads: pip and setuptools, test suites, C and
-# Cython sources, type stubs, and the symbol tables of the compiled libraries (binutils' strip, build stage only).
+# externally-managed-environment), without what serving never reads: pip and setuptools, test suites, C and Cython
+# sources, type stubs. (Not strip: it corrupts the wheels' patchelf-ed libraries, and numpy then fails to import.)
 FROM ${BASE_IMAGE} AS build
 ARG EXTRA_CA_CERTS=""
 COPY requirements.txt /tmp/requirements.txt
@@ -22,15 +22,17 @@ RUN set -eu; \
         cat /etc/ssl/certs/ca-certificates.crt /tmp/extra-ca.pem > /tmp/ca-bundle.pem; \
         export PIP_CERT=/tmp/ca-bundle.pem; \
     fi; \
-    apt-get update -qq && apt-get install -y -qq --no-install-recommends binutils >/dev/null; \
     python -m venv /opt/venv; \
-    PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 /opt/venv/bin/pip install -q -r /tmp/requirements.txt; \
+    PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+        /opt/venv/bin/pip install -q --no-compile -r /tmp/requirements.txt; \
     /opt/venv/bin/pip uninstall -q --yes pip setuptools; \
-    find /opt/venv -depth -type d -name tests -exec rm -rf {} +; \
+    find /opt/venv -depth -type d \( -name tests -o -name __pycache__ \) -exec rm -rf {} +; \
     find /opt/venv -type f \( -name '*.c' -o -name '*.cpp' -o -name '*.h' -o -name '*.pyx' -o -name '*.pxd' \
         -o -name '*.pyi' \) -delete; \
-    find /opt/venv -type f -name '*.so*' -exec strip --strip-unneeded {} +; \
     rm -f /tmp/extra-ca.pem /tmp/ca-bundle.pem
+# Byte-code only for the library modules the service loads, and nothing for those it never does (docker/precompile.py).
+COPY . /tmp/app
+RUN cd /tmp/app && /opt/venv/bin/python docker/precompile.py && rm -rf /tmp/app
 
 # Final stage: the base, the virtual environment and the code; no compilers, caches or pip.
 FROM ${BASE_IMAGE}

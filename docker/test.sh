@@ -9,7 +9,8 @@
 #      passed as the EXTRA_CA_CERTS build argument when there are any; the image size;
 #   4. the release command (python -m migrations) and the service (--network host) on a fresh database of the
 #      server at TEST_POSTGRES_URL; /health 200; the non-root user; the HEALTHCHECK turning healthy (the Dockerfile's
-#      own 30 s interval); an officer's /should_search answered; SIGTERM exiting 0 in under 10 s.
+#      own 30 s interval); an officer's /should_search answered, an analyst's /report.html drawn with its charts,
+#      the decision counted in /metrics (monitor key); SIGTERM exiting 0 in under 10 s.
 # Any failure, including no engine, exits non-zero with the reason: nothing is skipped.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -111,13 +112,16 @@ checks() {
     run_in_image -e DATABASE_URL="$url" "$IMAGE" python -m migrations >/dev/null || fail "release command failed"
     say "ok: release command (python -m migrations) applied the migrations"
 
-    local created key entry
-    created=$("$DOCKER" run --rm "$IMAGE" python -m service.keys create --role officer --id docker-officer)
-    key=$(grep -A1 '^key ' <<<"$created" | tail -1)
-    entry=$(grep -A1 '^API_KEYS entry' <<<"$created" | tail -1)
+    local role entries="" created
+    declare -A key
+    for role in officer analyst monitor; do  # the image's own key tool
+        created=$("$DOCKER" run --rm "$IMAGE" python -m service.keys create --role "$role" --id "docker-$role")
+        key[$role]=$(grep -A1 '^key ' <<<"$created" | tail -1)
+        entries+=${entries:+,}$(grep -A1 '^API_KEYS entry' <<<"$created" | tail -1)
+    done
 
     "$DOCKER" run -d --name "$CONTAINER" --network host -e PORT="$port" -e DATABASE_URL="$url" \
-        -e API_KEYS="$entry" "$IMAGE" >/dev/null
+        -e API_KEYS="$entries" "$IMAGE" >/dev/null
     CONTAINER_STARTED=1
     wait_for 60 "/health 200" curl -fsS "http://127.0.0.1:$port/health"
     say "ok: /health 200: $(curl -fsS "http://127.0.0.1:$port/health")"
@@ -129,11 +133,24 @@ checks() {
     say "ok: runs as user $user (uid $uid)"
 
     local answer
-    answer=$(curl -fsS -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
+    answer=$(curl -fsS -H "Authorization: Bearer ${key[officer]}" -H 'Content-Type: application/json' \
         --data "{\"observation_id\": \"docker-test-1\", \"observation\": $(cat tests/fixtures/observation.json)}" \
         "http://127.0.0.1:$port/should_search") || fail "the officer's /should_search was not answered 200"
     grep -q '"should_search"' <<<"$answer" || fail "unexpected /should_search answer: $answer"
     say "ok: officer /should_search answered: $answer"
+
+    local page charts
+    page=$(curl -fsS -H "Authorization: Bearer ${key[analyst]}" "http://127.0.0.1:$port/report.html") \
+        || fail "the analyst's /report.html was not answered 200"
+    charts=$(grep -o 'data:image/png;base64' <<<"$page" | wc -l)
+    ((charts > 0)) || fail "/report.html has no chart (matplotlib in the image cannot draw)"
+    say "ok: analyst /report.html answered with $charts PNG chart(s)"
+
+    local decisions
+    decisions=$(curl -fsS -H "Authorization: Bearer ${key[monitor]}" "http://127.0.0.1:$port/metrics" \
+        | grep '^ctrp3_decisions_total{' || true)
+    [[ -n $decisions ]] || fail "/metrics (monitor key) does not count the decision"
+    say "ok: monitor /metrics: $decisions"
 
     local started=$SECONDS
     wait_for 120 "HEALTHCHECK healthy" health_status healthy
