@@ -4,7 +4,7 @@
 
 Runs in prometheus_client's multiprocess mode (a fresh PROMETHEUS_MULTIPROC_DIR, as gunicorn.conf.py makes), and
 times, per request: the after_request hook's work (one request counter, one latency observation, the live-version
-check) and a decision's count; then the scrape of W workers' files. Each figure is the median of 5 rounds of
+check) and a decision's count (and its shadow agreement); then the scrape of W workers' files. Each figure is the median of 5 rounds of
 N calls, in µs; the machine's load average is printed beside it, as the CPU is shared.
 """
 from __future__ import annotations
@@ -29,6 +29,13 @@ def _rounds(function, calls: int, rounds: int = 5) -> float:
     return statistics.median(timings)
 
 
+def _decision(should_search: bool, shadow: bool = False):
+    from service.predictions import Decision
+
+    return Decision("bench", {}, should_search, 0.5, "bench-model", None, shadow_version="bench-shadow" if shadow
+                    else None, shadow_should_search=not should_search if shadow else None)
+
+
 def _worker(calls: int) -> None:
     """In a child: count ``calls`` requests as a worker would, so the scrape has a worker's files to read."""
     from service.monitoring import Metrics
@@ -37,7 +44,7 @@ def _worker(calls: int) -> None:
     metrics.model_loaded("bench-model")
     for number in range(calls):
         metrics.request_done("/should_search", "POST", 200 if number % 10 else 400, 0.002)
-        metrics.decided("bench-model", number % 3 == 0, replayed=False)
+        metrics.decided(_decision(number % 3 == 0))
         metrics.publish_once_per_process()
 
 
@@ -66,7 +73,10 @@ def main(argv=None) -> int:
     metrics.publish_once_per_process()
     request_us = _rounds(lambda: (metrics.publish_once_per_process(),
                                   metrics.request_done("/should_search", "POST", 200, 0.002)), args.requests)
-    decision_us = _rounds(lambda: metrics.decided("bench-model", True, replayed=False), args.requests)
+    decision = _decision(True)
+    decision_us = _rounds(lambda: metrics.decided(decision), args.requests)
+    shadowed = _decision(True, shadow=True)
+    shadow_us = _rounds(lambda: metrics.decided(shadowed), args.requests)
     for _ in range(args.workers - 1):
         subprocess.run([sys.executable, "-m", "bench.metrics_cost", "--as-worker", "1000"], check=True)
     text = metrics.exposition()
@@ -74,7 +84,8 @@ def main(argv=None) -> int:
     series = sum(1 for line in text.decode().splitlines() if line and not line.startswith("#"))
     print(f"per request, after_request hook (request counter + latency histogram + live-version check): "
           f"{request_us:.2f} us")
-    print(f"per new decision (decision counter): {decision_us:.2f} us")
+    print(f"per new decision (decision counter): {decision_us:.2f} us; with a shadow model (+ agreement counter): "
+          f"{shadow_us:.2f} us")
     print(f"per request, both, as on /should_search: {request_us + decision_us:.2f} us")
     print(f"one scrape of {args.workers} workers' files: {scrape_ms:.2f} ms, {series} series, {len(text)} bytes")
     print(f"load average after: {os.getloadavg()[0]:.2f}", file=sys.stderr)

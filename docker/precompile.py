@@ -50,6 +50,7 @@ def make_sourceless(site: str) -> tuple[int, int]:
 def main() -> int:
     """Load the working set, convert it, report the count."""
     sys.dont_write_bytecode = False
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the project root
     load_the_working_set()
     site = sysconfig.get_paths()["purelib"]
     converted, saved = make_sourceless(site)

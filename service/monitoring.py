@@ -79,6 +79,7 @@ class Metrics:
         self._request_children: dict = {}
         self._latency_children: dict = {}
         self._decision_children: dict = {}
+        self._shadow_children: dict = {}
         self.live_version: str | None = None
         self.live_version_of: Callable[[], str] = lambda: self.live_version
         self._published_by: int | None = None  # the pid that published live_version
@@ -146,8 +147,13 @@ class Metrics:
             self._publish()
 
     def shadow_compared(self, live_version: str, shadow_version: str, agree: bool) -> None:
-        """Count one live/shadow comparison (for shadow scoring, once the model registry provides it)."""
-        self.shadow_agreement.labels(live_version, shadow_version, "true" if agree else "false").inc()
+        """Count one comparison of the live and the shadow model's decisions on the same request."""
+        key = (live_version, shadow_version, agree)
+        counter = self._shadow_children.get(key)
+        if counter is None:
+            counter = self._shadow_children[key] = self.shadow_agreement.labels(live_version, shadow_version,
+                                                                                str(agree).lower())
+        counter.inc()
 
     def exposition(self) -> bytes:
         """The text format of every worker's metrics (multiprocess mode) or of this app's registry."""

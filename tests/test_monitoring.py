@@ -12,7 +12,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from service import monitoring
-from tests.fault_harness import Gunicorn
+from tests.gunicorn_process import GunicornProcess
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/nowhere"
 # What a dyno exports at most (the count is worked out in service/monitoring.py's docstring); the gunicorn test
@@ -148,16 +148,15 @@ def _metric_files(directory: Path) -> set[int]:
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_known_sequence_summed_across_gunicorn_workers(migrated_database_url, api_keys, api_key_settings,
-                                                       observation, artifact, tmp_path, monkeypatch):
+                                                       observation, artifact, tmp_path):
     """A real gunicorn, 2 workers: the scrape sums both workers' counts, ignores a previous run's files, and keeps a
     killed worker's counts (totals never go down) while its replacement serves."""
     directory = tmp_path / "metrics"
     directory.mkdir()
     (directory / "counter_999999.db").write_bytes(b"stale")  # a previous run's file: removed at start
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
-    server = Gunicorn(migrated_database_url, api_key_settings, tmp_path / "gunicorn.log")
-    try:
-        server.wait_healthy()
+    server = GunicornProcess(migrated_database_url, tmp_path / "gunicorn.log",
+                             env={**api_key_settings, "WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(directory)})
+    with server:
         assert not (directory / "counter_999999.db").exists()
         keys = {path: {"Authorization": f"Bearer {api_keys[role]}"}
                 for path, role in (("/should_search", "officer"), ("/search_result", "analyst"), ("", "monitor"))}
@@ -187,6 +186,29 @@ def test_known_sequence_summed_across_gunicorn_workers(migrated_database_url, ap
             time.sleep(0.1)
         after = scrape(requests.get(server.base + "/metrics", headers=keys[""], timeout=30).text)
         _check_known_sequence(after, artifact.version, times=3)
-    finally:
-        server.terminate()
-        server.kill()
+
+
+def test_shadow_agreement_and_a_live_switch_through_the_app(migrated_database_url, make_app, artifact, client_as,
+                                                            observation):
+    """With a shadow model each new decision counts one comparison (the same model as shadow: always agreeing);
+    when the serving pair changes, the next request counts the switch and moves the info gauge."""
+    from dataclasses import replace
+
+    from pipeline.scoring.follow import ServingModels
+
+    models = ServingModels(artifact, artifact)
+    app = make_app({"DATABASE_URL": migrated_database_url}, model=models)
+    officer, monitor = client_as(app, "officer"), client_as(app, "monitor")
+    for number in range(3):
+        assert officer.post("/should_search", json={"observation_id": f"shadowed-{number}",
+                                                    "observation": observation}).status_code == 200
+    samples = scrape(monitor.get("/metrics").get_data(as_text=True))
+    assert value(samples, "ctrp3_shadow_comparisons_total", live_version=artifact.version,
+                 shadow_version=artifact.version, agree="true") == 3
+    assert value(samples, "ctrp3_model_switches_total") == 0
+    models.current = (replace(artifact, card={**artifact.card, "version": "switched-in"}), None)  # as the follower
+    assert officer.get("/health").status_code == 200
+    samples = scrape(monitor.get("/metrics").get_data(as_text=True))
+    assert value(samples, "ctrp3_model_switches_total") == 1
+    assert value(samples, "ctrp3_model_info", version="switched-in") == 1
+    assert value(samples, "ctrp3_model_info", version=artifact.version) == 0

@@ -12,25 +12,27 @@ import psycopg2
 import pytest
 import requests
 
-from tests.fault_harness import Gunicorn, post
+from tests.fault_harness import post
+from tests.gunicorn_process import GunicornProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("backend", [pytest.param("postgres",
                                                                                  marks=pytest.mark.postgres)])]
 
 
 @pytest.fixture
-def two_instances(migrated_database_url, api_key_settings, tmp_path, monkeypatch):
-    """Two gunicorn instances on the same migrated Postgres database; yields them, kills what is left after."""
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)  # each makes its own, as two dynos would
-    instances = [Gunicorn(migrated_database_url, api_key_settings, tmp_path / f"gunicorn-{n}.log") for n in (1, 2)]
+def two_instances(migrated_database_url, api_key_settings, tmp_path):
+    """Two gunicorn instances on the same migrated Postgres database; yields them, stops what is left after."""
+    instances = [GunicornProcess(migrated_database_url, tmp_path / f"gunicorn-{n}.log",
+                                 env={**api_key_settings, "WEB_CONCURRENCY": "2"}) for n in (1, 2)]
     try:
+        for instance in instances:
+            instance.start()
         for instance in instances:
             instance.wait_healthy()
         yield instances
     finally:
         for instance in instances:
-            instance.terminate()
-            instance.kill()
+            instance.stop()
 
 
 def _rows(url: str, observation_id: str | None = None) -> dict[str, tuple]:
@@ -131,8 +133,8 @@ def test_killing_one_instance_under_load_loses_no_accepted_request(two_instances
 
 
 def test_connection_budget_per_instance(two_instances, migrated_database_url, api_keys, observation):
-    """What each instance holds: at rest one pooled connection per worker that served; during a report, up to 3
-    more per worker (its query threads), closed after it."""
+    """What each instance holds: at rest two per worker (the requests' pooled connection, the registry follower's
+    poll); during a report up to 3 more per worker (its query threads), closed after it."""
     headers = {"Authorization": f"Bearer {api_keys['admin']}"}
     for instance in two_instances:
         for n in range(8):  # enough requests that both workers of each instance serve
@@ -157,5 +159,37 @@ def test_connection_budget_per_instance(two_instances, migrated_database_url, ap
         done.set()
         sampler.join()
     print(f"\nconnections, 2 instances x 2 sync workers: {at_rest} at rest, {peak[0]} at most during reports")
-    assert at_rest <= 2 * 2  # one per worker
-    assert peak[0] <= 2 * 2 * (1 + 3)  # one per worker plus the report's 3 query threads
+    assert at_rest <= 2 * 2 * 2  # per worker: its requests' pooled connection, its registry follower's
+    assert peak[0] <= 2 * 2 * (2 + 3)  # ... and the report's 3 query threads
+
+
+def test_a_promoted_model_reaches_every_worker_of_both_within_10_s(two_instances, migrated_database_url, api_keys,
+                                                                  observation, tmp_path):
+    """Promote through the registry (as the CLI does, on its own connection): each worker of both instances logs the
+    switch within 10 s, answers name the new version, and /metrics shows it live and the switch counted."""
+    from models import database_from_url
+    from pipeline.scoring import registry
+    from tests.test_registry_service import SWITCH_BOUND_S, _wait_all_workers, register
+
+    plain = database_from_url(migrated_database_url)
+    try:
+        register(plain, tmp_path, "cand-dyno")
+        promoted = time.monotonic()
+        registry.promote(plain, "cand-dyno", by="tester")
+        reached = [_wait_all_workers(instance, instance.log_path, "cand-dyno", promoted) for instance in two_instances]
+    finally:
+        plain.close()
+    print(f"\npromotion reached the workers of the two instances in "
+          f"{[sorted(round(s, 2) for s in seen.values()) for seen in reached]} s")
+    for instance, seen in zip(two_instances, reached):
+        assert set(seen) == set(instance.workers()) and max(seen.values()) < SWITCH_BOUND_S, seen
+    headers = {"Authorization": f"Bearer {api_keys['officer']}"}
+    monitor = {"Authorization": f"Bearer {api_keys['monitor']}"}
+    for instance in two_instances:
+        for n in range(6):
+            answer = requests.post(f"{instance.base}/should_search", headers=headers, timeout=30,
+                                   json={"observation_id": f"promoted-{instance.port}-{n}", "observation": observation})
+            assert answer.json()["model_version"] == "cand-dyno"
+        metrics = requests.get(f"{instance.base}/metrics", headers=monitor, timeout=30).text
+        assert 'ctrp3_model_info{version="cand-dyno"} 1.0' in metrics
+        assert "ctrp3_model_switches_total 0.0" not in metrics
