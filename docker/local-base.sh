@@ -36,9 +36,14 @@ if [[ ! -s "$TARBALL" ]]; then
     tar -C "$root" -cf "$TARBALL.tmp" . && mv "$TARBALL.tmp" "$TARBALL"
     echo "local-base: cached $TARBALL ($(du -h "$TARBALL" | cut -f1))" >&2
 fi
-"$DOCKER" import \
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'ENV LANG=C.UTF-8' \
-    --change 'CMD ["python3"]' \
-    "$TARBALL" "$IMAGE" >/dev/null
+# Imported once per tarball: the label names the tarball's size and time, so a rerun reuses the image.
+STAMP=$(stat -c '%s-%Y' "$TARBALL")
+if [[ $("$DOCKER" image inspect -f '{{index .Config.Labels "ctrp3.rootfs"}}' "$IMAGE" 2>/dev/null) != "$STAMP" ]]; then
+    "$DOCKER" import \
+        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'ENV LANG=C.UTF-8' \
+        --change "LABEL ctrp3.rootfs=$STAMP" \
+        --change 'CMD ["python3"]' \
+        "$TARBALL" "$IMAGE" >/dev/null
+fi
 echo "$IMAGE"
