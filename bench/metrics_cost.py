@@ -4,8 +4,8 @@
 
 Runs in prometheus_client's multiprocess mode (a fresh PROMETHEUS_MULTIPROC_DIR, as gunicorn.conf.py makes), and
 times, per request: the after_request hook's work (one request counter, one latency observation, the live-version
-check) and a decision's count (and its shadow agreement); then the scrape of W workers' files. Each figure is the median of 5 rounds of
-N calls, in µs; the machine's load average is printed beside it, as the CPU is shared.
+check) and a decision's count (and its shadow agreement); then the scrape of W workers' files. Each figure is the
+median of 5 rounds of N calls, in µs; the machine's load average is printed beside it, as the CPU is shared.
 """
 from __future__ import annotations
 

@@ -19,9 +19,10 @@ import sysconfig
 
 def load_the_working_set() -> None:
     """Import what the service imports at start-up and while serving a decision and a report."""
+    from matplotlib.figure import Figure
+
     import app  # noqa: F401  (the service, the report, the key tool's module)
     import migrations.__main__  # noqa: F401  (the release command)
-    from matplotlib.figure import Figure
     from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR, load_artifact
 
     load_artifact(DEFAULT_ARTIFACT_DIR)  # unpickles the model: its scikit-learn modules

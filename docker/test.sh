@@ -114,10 +114,12 @@ checks() {
 
     local role entries="" created
     declare -A key
-    for role in officer analyst monitor; do  # the image's own key tool
-        created=$("$DOCKER" run --rm "$IMAGE" python -m service.keys create --role "$role" --id "docker-$role")
-        key[$role]=$(grep -A1 '^key ' <<<"$created" | tail -1)
-        entries+=${entries:+,}$(grep -A1 '^API_KEYS entry' <<<"$created" | tail -1)
+    # The image's own key tool, in one container (each one costs a full copy of the image on vfs).
+    created=$("$DOCKER" run --rm "$IMAGE" sh -c 'for role in officer analyst monitor; do
+        python -m service.keys create --role "$role" --id "docker-$role"; done')
+    for role in officer analyst monitor; do
+        key[$role]=$(grep -o "^docker-$role\.[A-Za-z0-9_-]*\$" <<<"$created")
+        entries+=${entries:+,}$(grep -o "^docker-$role:$role:[0-9a-f:]*\$" <<<"$created")
     done
 
     "$DOCKER" run -d --name "$CONTAINER" --network host -e PORT="$port" -e DATABASE_URL="$url" \

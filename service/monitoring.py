@@ -19,8 +19,15 @@ import time
 from collections.abc import Callable
 
 from flask import Flask, Response, current_app, g, request
-from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest,
-                               multiprocess)
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 EXTENSION = "ctrp3_metrics"

@@ -154,8 +154,8 @@ def test_known_sequence_summed_across_gunicorn_workers(migrated_database_url, ap
     directory = tmp_path / "metrics"
     directory.mkdir()
     (directory / "counter_999999.db").write_bytes(b"stale")  # a previous run's file: removed at start
-    server = GunicornProcess(migrated_database_url, tmp_path / "gunicorn.log",
-                             env={**api_key_settings, "WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(directory)})
+    environment = {**api_key_settings, "WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    server = GunicornProcess(migrated_database_url, tmp_path / "gunicorn.log", env=environment)
     with server:
         assert not (directory / "counter_999999.db").exists()
         keys = {path: {"Authorization": f"Bearer {api_keys[role]}"}
