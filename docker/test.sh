@@ -116,14 +116,17 @@ checks() {
     declare -A key
     # The image's own key tool, in one container (each one costs a full copy of the image on vfs).
     created=$("$DOCKER" run --rm "$IMAGE" sh -c 'for role in officer analyst monitor; do
-        python -m service.keys create --role "$role" --id "docker-$role"; done')
+        python -m service.keys create --role "$role" --id "docker-$role"; done; python -m service.keys session-secret')
+    local secret
+    secret=$(tail -1 <<<"$created")
+    ((${#secret} >= 32)) || fail "python -m service.keys session-secret printed no secret: $secret"
     for role in officer analyst monitor; do
         key[$role]=$(grep -o "^docker-$role\.[A-Za-z0-9_-]*\$" <<<"$created")
         entries+=${entries:+,}$(grep -o "^docker-$role:$role:[0-9a-f:]*\$" <<<"$created")
     done
 
     "$DOCKER" run -d --name "$CONTAINER" --network host -e PORT="$port" -e DATABASE_URL="$url" \
-        -e API_KEYS="$entries" "$IMAGE" >/dev/null
+        -e API_KEYS="$entries" -e SESSION_SECRET="$secret" "$IMAGE" >/dev/null
     CONTAINER_STARTED=1
     wait_for 60 "/health 200" curl -fsS "http://127.0.0.1:$port/health"
     say "ok: /health 200: $(curl -fsS "http://127.0.0.1:$port/health")"
