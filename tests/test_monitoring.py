@@ -179,11 +179,14 @@ def test_known_sequence_summed_across_gunicorn_workers(migrated_database_url, ap
               f"{len(text)} bytes")
         assert series_count(text) <= SERIES_BOUND
 
+        assert (directory / f"gauge_livemax_{workers[0]}.db").exists()  # each worker published its live model
         os.kill(workers[0], signal.SIGKILL)
         deadline = time.monotonic() + 30
         while set(server.workers()) & {workers[0]} or len(server.workers()) < 2:
             assert time.monotonic() < deadline, "gunicorn did not replace the killed worker"
             time.sleep(0.1)
+        assert not (directory / f"gauge_livemax_{workers[0]}.db").exists(), "child_exit kept a dead worker's gauge"
+        assert (directory / f"counter_{workers[0]}.db").exists(), "a dead worker's counts must stay"
         after = scrape(requests.get(server.base + "/metrics", headers=keys[""], timeout=30).text)
         _check_known_sequence(after, artifact.version, times=3)
 
