@@ -134,8 +134,9 @@ class Metrics:
     def model_loaded(self, version: str) -> None:
         """Note the model this process serves; a switch (another version than before) is counted and published.
 
-        The model registry calls it when a worker changes its live model. At start-up it only notes the version:
-        gunicorn's master preloads the app, and a gauge it set would stay in its own file, not the workers'.
+        Called at start-up, then after every request and at every scrape with what the process serves now, so a
+        switch by the model registry's follower thread is seen at the worker's next request. At start-up it only
+        notes the version: gunicorn's master preloads the app, and a gauge it set would stay in its own file.
         """
         previous, self.live_version = self.live_version, version
         if previous is not None and previous != version:
