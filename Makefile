@@ -18,7 +18,7 @@ DEV_STAMP := $(VENV)/.installed-dev-$(DEV_KEY)
 
 DEMO_REQUESTS ?= 4000
 
-.PHONY: help run migrate demo test test-fast lint bench
+.PHONY: help run migrate demo test test-fast lint bench docker-test
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -59,3 +59,6 @@ lint: $(DEV_STAMP)  ## ruff over the whole tree (settings in pyproject.toml)
 
 bench: $(DEV_STAMP)  ## /should_search against a minimal Flask app, model and insert alone (Postgres at TEST_POSTGRES_URL; wrk)
 	$(VENV)/bin/python -m bench.speed run --postgres-url $(TEST_POSTGRES_URL)
+
+docker-test:  ## build the image and run it against TEST_POSTGRES_URL (starts dockerd if none runs; see docker/test.sh)
+	bash docker/test.sh

@@ -1,5 +1,6 @@
 """gunicorn settings for Heroku, Docker and `make run`: $PORT, WEB_CONCURRENCY sync workers, model loaded once."""
 import os
+import tempfile
 
 # Heroku and Docker publish the port in $PORT; 5000 is the local default.
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
@@ -71,6 +72,40 @@ logconfig_dict = {
     },
     "formatters": {"generic": _GENERIC, "bare": {"format": "%(message)s"}},
 }
+
+
+# /metrics sums every worker's counts from files in this directory (prometheus_client's multiprocess mode). It must be
+# in the environment before the preloaded app imports prometheus_client, hence here and not in a hook. Each gunicorn
+# instance gets its own (two on one machine must not add up or wipe each other's counts) unless the operator names
+# one; on a tmpfs when there is one, as the counts are rewritten on every request.
+# (A reload on SIGHUP reads this file again and keeps the directory: the variable is set by then.)
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ["CTRP3_CREATED_METRICS_DIR"] = tempfile.mkdtemp(
+        prefix="ctrp3-metrics-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+
+def on_starting(server):
+    """Empty the metrics directory: counts of a previous run (same PROMETHEUS_MULTIPROC_DIR) must not be added in."""
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    for name in os.listdir(directory):
+        if name.endswith(".db"):
+            os.remove(os.path.join(directory, name))
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges (the model it served); its counts stay, so totals never go down."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics directory this instance created."""
+    import shutil
+
+    if os.environ.get("CTRP3_CREATED_METRICS_DIR") == os.environ["PROMETHEUS_MULTIPROC_DIR"]:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def pre_fork(server, worker):

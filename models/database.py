@@ -107,8 +107,14 @@ def _checked(url: str) -> str:
 _INHERITED: list = []
 
 
+_WAIT = threading.local()  # .since: when this thread first found every pooled connection in use
+
+
 class _Pool:
-    """What both pools add to peewee's: an exhausted pool is a 503 like any outage, and fork safety."""
+    """What both pools add to peewee's: an exhausted pool is a 503 like any outage, fork safety, and wait times."""
+
+    # Called with the seconds a connect waited for a free connection, when it had to (the service's metrics).
+    wait_observer = None
 
     def connect(self, reuse_if_open=False):
         """Take a pooled connection (or open one); an exhausted pool raises OperationalError, so it answers 503."""
@@ -116,6 +122,20 @@ class _Pool:
             return super().connect(reuse_if_open)
         except MaxConnectionsExceeded as error:
             raise OperationalError(f"connection pool exhausted: {error}") from error
+        finally:
+            since = getattr(_WAIT, "since", None)
+            if since is not None:  # only a connect that found the pool full pays for this
+                _WAIT.since = None
+                if self.wait_observer is not None:
+                    self.wait_observer(time.monotonic() - since)
+
+    def _connect(self):
+        try:
+            return super()._connect()
+        except MaxConnectionsExceeded:
+            if getattr(_WAIT, "since", None) is None:
+                _WAIT.since = time.monotonic()
+            raise
 
     def forget_inherited(self) -> None:
         """In a forked child: drop every connection (and lock) copied from the parent, so the pool starts empty."""

@@ -10,7 +10,7 @@ from models import database, database_from_url
 from pipeline.report.pages import TEMPLATES_DIR
 from pipeline.scoring.artifact import Artifact, load_artifact
 from pipeline.scoring.follow import RegistryFollower, ServingModels
-from service import auth, pages, request_log, sessions
+from service import auth, monitoring, pages, request_log, sessions
 from service import health as health_checks
 from service.config import MAX_JSON_DEPTH, ConfigError, load_config
 from service.errors import ApiError, register_error_handlers
@@ -20,8 +20,9 @@ from service.views import api
 
 __all__ = ["create_app", "ConfigError"]
 log = logging.getLogger(__name__)
-NO_DATABASE_ENDPOINTS = {"api.openapi", "api.health", "pages.index", "pages.docs", "pages.docs_asset",
-                         "pages.sign_in", "pages.sign_out", None}  # None: unrouted URLs (404/405) need no connection
+# None: unrouted URLs (404/405) need no connection; /metrics must answer during an outage.
+NO_DATABASE_ENDPOINTS = {"api.openapi", "api.health", "api.metrics", "pages.index", "pages.docs", "pages.docs_asset",
+                         "pages.sign_in", "pages.sign_out", None}
 
 
 def _open_connection():
@@ -94,6 +95,7 @@ def create_app(config: dict | None = None, model: Artifact | ServingModels | Non
     app.extensions[EXTENSION] = state = ServiceState(models=models, gate=health_checks.SchemaGate(database))
     # Order matters: the log's id and clock first, then the key check, so a refused request opens no connection.
     request_log.init_app(app)
+    monitoring.init_app(app, lambda: models.current[0].version, database.obj)
     auth.init_app(app)
     app.before_request(_open_connection)
     app.teardown_request(_close_connection)

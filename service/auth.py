@@ -35,6 +35,7 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "pages.docs_asset": PUBLIC,
     "pages.sign_in": PUBLIC,
     "pages.sign_out": PUBLIC,
+    "api.metrics": frozenset({"monitor", "admin"}),
 }
 # GET endpoints a signed-in browser may read with its session cookie instead of a Bearer header (never a POST:
 # the API's writes stay Bearer-only, so a session cannot be ridden into recording outcomes).

@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from models import database
 from service import predictions
 from service.health import first_line
+from service.monitoring import cause_of, count_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def _database_unavailable(exc: Exception):
     # transient. Retry-After 1 s brings clients back right after recovery (the pool reconnects by itself). Only the
     # first line of the driver's message is logged: later lines (DETAIL, CONTEXT) may quote row values.
     log.error("database unavailable: %s", first_line(exc))
+    count_unavailable(cause_of(exc))
     return error_response(503, "database_unavailable",
                           "The database is unavailable or too slow; retry in a second with the same id. A write "
                           "either committed whole or not at all: if it did, the retry returns the stored answer.",
@@ -94,6 +96,12 @@ def _unexpected(exc: Exception):
     return error_response(500, "internal_error", "Unexpected server error; it has been logged.")
 
 
+def _api_error(exc: ApiError):
+    if exc.status == 503:  # schema_out_of_date
+        count_unavailable(exc.error)
+    return error_response(exc.status, exc.error, exc.message, exc.fields, exc.headers)
+
+
 _DOMAIN_ERRORS = {
     predictions.UnknownObservation: (404, "unknown_observation"),
     predictions.ObservationConflict: (422, "observation_conflict"),
@@ -108,7 +116,7 @@ def _domain_error(exc: predictions.PredictionError):
 
 def register_error_handlers(app: Flask) -> None:
     """Route every error, expected or not, through ``error_response``."""
-    app.register_error_handler(ApiError, lambda e: error_response(e.status, e.error, e.message, e.fields, e.headers))
+    app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(predictions.PredictionError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(OperationalError, _database_unavailable)

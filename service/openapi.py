@@ -287,6 +287,10 @@ def _paths() -> dict:
             "503": _error("unhealthy; `fields` names each failing component")}),
         "/openapi.json": _public_get("This document", {"200": {"description": "OpenAPI 3", "content": {
             "application/json": {"schema": {"type": "object"}}}}}),
+        "/metrics": {"get": _operation(("monitor", "admin"), {
+            "summary": "Prometheus metrics of every worker of this instance",
+            "responses": {"200": {"description": "Prometheus text format 0.0.4", "content": {
+                "text/plain": {"schema": {"type": "string"}}}}}}, {})},
         "/report": _report_get("The monitoring report (client report tables 1-6) as JSON", "application/json"),
         "/report.html": _report_get("The monitoring report as a page with tables and charts", "text/html"),
     }
@@ -304,4 +308,4 @@ def openapi_spec() -> dict:
             "components": {"schemas": _schemas(), "securitySchemes": {"bearerKey": {
                 "type": "http", "scheme": "bearer", "bearerFormat": "<key_id>.<secret>",
                 "description": "An API key; roles: officer (/should_search, /predict), analyst (/search_result, "
-                               "/update, /decisions/{id}, the report), admin (everything)."}}}}
+                               "/update, /decisions/{id}, the report), monitor (/metrics), admin (everything)."}}}}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from functools import lru_cache
 
@@ -47,6 +47,9 @@ class Decision:
     model_version: str
     contraband_found: bool | None
     reasons: dict | None = None
+    replayed: bool = False  # answered from the log for a retried id, not decided now
+    shadow_version: str | None = None  # of a new decision scored by a shadow model too (never returned to clients)
+    shadow_should_search: bool | None = None
 
     @classmethod
     def from_row(cls, row: Prediction) -> "Decision":
@@ -141,7 +144,7 @@ def _stored_answer(row: Prediction, digest: str) -> Decision:
         raise ObservationConflict(
             f"observation id {row.observation_id!r} was already used for a different observation; "
             "send a new id for a new stop", {"observation_id": "already used for a different observation"})
-    return Decision.from_row(row)
+    return replace(Decision.from_row(row), replayed=True)
 
 
 def decide(observation_id: str, raw: dict, record: dict, model, shadow=None) -> Decision:
@@ -158,7 +161,8 @@ def decide(observation_id: str, raw: dict, record: dict, model, shadow=None) -> 
     reasons = model.reasons(record)
     row = _prediction_row(observation_id, raw, record, digest, probability, model, shadow, reasons)
     if _insert_new(row):
-        return Decision(observation_id, raw, row["should_search"], probability, model.version, None, reasons)
+        return Decision(observation_id, raw, row["should_search"], probability, model.version, None, reasons,
+                        shadow_version=row["shadow_version"], shadow_should_search=row["shadow_should_search"])
     # The id is taken (a retry, a concurrent twin, or a conflict). ON CONFLICT waited for the other writer's
     # commit, so the row is visible now.
     existing = Prediction.get_or_none(Prediction.observation_id == observation_id)

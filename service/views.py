@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
-from service import predictions, request_log
+from service import monitoring, predictions, request_log
 from service.errors import error_response
 from service.openapi import openapi_spec
 from service.requests import observation_request, outcome_request, path_observation_id, read_json
@@ -20,13 +20,17 @@ def _decide(id_key: str, allow_int: bool) -> predictions.Decision:
     observation_id, raw, record = observation_request(_body(), id_key, allow_int)
     request_log.note_observation_id(observation_id)
     live, shadow = _state().models.current  # read once: this request's live and shadow stay a pair
-    return predictions.decide(observation_id, raw, record, live, shadow)
+    decision = predictions.decide(observation_id, raw, record, live, shadow)
+    monitoring.current_metrics().decided(decision)
+    return decision
 
 
 def _record(id_key: str, outcome_key: str, allow_int: bool) -> predictions.Decision:
     observation_id, outcome, reason = outcome_request(_body(), id_key, outcome_key, allow_int)
     request_log.note_observation_id(observation_id)
-    return predictions.record_outcome(observation_id, outcome, reason)
+    decision = predictions.record_outcome(observation_id, outcome, reason)
+    monitoring.current_metrics().outcome_received(decision.contraband_found)
+    return decision
 
 
 def _decision_body(decision: predictions.Decision) -> dict:
@@ -79,9 +83,16 @@ def health():
     state = _state()
     problems = state.health()
     if problems:
+        monitoring.count_unavailable("unhealthy")
         return error_response(503, "unhealthy", "; ".join(f"{k}: {v}" for k, v in problems.items()), problems)
     live, shadow = state.models.current
     return {"status": "ok", "model_version": live.version, "shadow_version": shadow.version if shadow else None}
+
+
+@api.get("/metrics")
+def metrics():
+    """Prometheus metrics of every worker of this instance (text format 0.0.4)."""
+    return monitoring.metrics_response()
 
 
 @api.get("/openapi.json")

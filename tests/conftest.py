@@ -16,8 +16,9 @@ Reusable by every test module:
 - ``assert_error``: the one assertion of the JSON error shape;
 - ``live_server``: a real gunicorn (gunicorn.conf.py) on ``migrated_database_url``; yields its base URL; its
   stdout and stderr go to ``tmp_path / "gunicorn.log"``;
-- ``api_keys``: {name: key} for "officer", "officer-next", "analyst", "analyst-next", "admin" and "revoked" (an
-  officer key listed in API_KEYS but revoked); ``api_key_settings``: the matching API_KEYS / API_KEYS_REVOKED.
+- ``api_keys``: {name: key} for "officer", "officer-next", "analyst", "analyst-next", "monitor", "admin" and
+  "revoked" (an officer key listed in API_KEYS but revoked); ``api_key_settings``: the matching API_KEYS /
+  API_KEYS_REVOKED.
   Every test runs with them in the environment, so any create_app() or gunicorn started by a test needs keys;
 - ``client`` (any ``app.test_client()`` of the ``app`` fixture) sends the admin key; ``client_as(app, name)`` is a
   test client sending ``api_keys[name]`` (None: no Authorization header); ``live_headers``: the admin header.

@@ -12,7 +12,7 @@ from tests.gunicorn_process import GunicornProcess, ServerNotReady
 ROOT = Path(__file__).resolve().parent.parent
 # Two active keys per role where rotation matters, and one revoked officer key still listed.
 TEST_KEYS = {"officer": "officer", "officer-next": "officer", "analyst": "analyst", "analyst-next": "analyst",
-             "admin": "admin", "revoked": "officer"}
+             "monitor": "monitor", "admin": "admin", "revoked": "officer"}
 
 TEST_SESSION_SECRET = "test-session-secret-" + "x" * 32
 
@@ -24,7 +24,7 @@ def _test_key_material() -> dict[str, tuple[str, str]]:
 
 @pytest.fixture(scope="session")
 def api_keys(_test_key_material) -> dict[str, str]:
-    """The test keys by name: officer, officer-next, analyst, analyst-next, admin, revoked (an officer's)."""
+    """The test keys by name: officer, officer-next, analyst, analyst-next, monitor, admin, revoked (an officer's)."""
     return {name: key for name, (key, _) in _test_key_material.items()}
 
 

@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 GUNICORN_CONF = ROOT / "gunicorn.conf.py"
 SERVICE_APP = "app:create_app()"
 # Settings each caller decides itself: any auth or dyno variable of the caller's shell must not leak in.
+# The metrics directory too: each instance makes its own (gunicorn.conf.py) unless the caller names one.
 SCRUBBED_ENV = ("DYNO", "API_KEYS", "API_KEYS_REVOKED", "API_AUTH_DISABLED", "SESSION_SECRET", "WEB_CONCURRENCY",
-                "PORT", "DATABASE_URL")
+                "PORT", "DATABASE_URL", "PROMETHEUS_MULTIPROC_DIR", "CTRP3_CREATED_METRICS_DIR")
 
 
 def free_port() -> int:

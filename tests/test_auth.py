@@ -23,13 +23,14 @@ EXPECTED_ROLES = {
     "/decisions/<path:observation_id>": {"analyst", "admin"},
     # The pages: public (the report behind them needs a key or a session; sign-in/out check CSRF themselves).
     "/": set(), "/docs": set(), "/docs/assets/<name>": set(), "/sign-in": set(), "/sign-out": set(),
+    "/metrics": {"monitor", "admin"},  # issue 14: a monitor key reads /metrics (and the public /health), nothing else
 }
 # The URL the matrix calls for a route with a parameter.
 URLS = {"/decisions/<path:observation_id>": f"/decisions/{KNOWN_ID}"}
 # The presented credentials of the matrix: None = no Authorization header; names are keys of ``api_keys``.
-CREDENTIALS = (None, "wrong", "revoked", "officer", "officer-next", "analyst", "analyst-next", "admin")
+CREDENTIALS = (None, "wrong", "revoked", "officer", "officer-next", "analyst", "analyst-next", "monitor", "admin")
 ROLE_OF = {"officer": "officer", "officer-next": "officer", "analyst": "analyst", "analyst-next": "analyst",
-           "admin": "admin"}
+           "monitor": "monitor", "admin": "admin"}
 REFUSAL = {None: (401, "missing_api_key"), "wrong": (401, "invalid_api_key"), "revoked": (401, "revoked_api_key")}
 
 
@@ -40,7 +41,7 @@ def _requests(observation) -> dict[str, tuple[str, dict | None]]:
         "/should_search": ("POST", {"observation": observation}), "/predict": ("POST", {"observation": observation}),
         "/search_result": ("POST", {"observation_id": KNOWN_ID, "contraband_found": False}),
         "/update": ("POST", {"id": KNOWN_ID, "true_class": 0}),
-        "/report": ("GET", None), "/report.html": ("GET", None),
+        "/report": ("GET", None), "/report.html": ("GET", None), "/metrics": ("GET", None),
         "/decisions/<path:observation_id>": ("GET", None),
     }
 
@@ -287,5 +288,5 @@ def test_key_check_exits_1_when_the_service_would_refuse_to_start(env, problem):
 
 
 def test_roles_are_the_interface_roles():
-    """The three roles of the agreed interface, nothing else."""
-    assert ROLES == ("officer", "analyst", "admin")
+    """The three roles of the agreed interface, and monitor (issue 14), nothing else."""
+    assert ROLES == ("officer", "analyst", "admin", "monitor")

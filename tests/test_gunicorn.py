@@ -85,7 +85,15 @@ def _load_config(monkeypatch, **env) -> dict:
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    return runpy.run_path(str(CONFIG))
+    # Reading the file creates a metrics directory and sets the variables naming it: both undone here.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+    monkeypatch.setenv("CTRP3_CREATED_METRICS_DIR", "")
+    config = runpy.run_path(str(CONFIG))
+    created = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    assert os.path.isdir(created)
+    config["on_exit"](None)
+    assert not os.path.exists(created)
+    return config
 
 
 def test_config_fits_heroku(monkeypatch):
@@ -131,10 +139,17 @@ def test_procfile_runs_gunicorn_and_releases_migrations():
 
 
 def test_dockerfile_key_properties():
-    """No Docker engine here, so check statically: slim 3.11 base, pinned install, non-root, HEALTHCHECK, gunicorn."""
+    """Statically (`make docker-test` builds and runs it): python:3.11-slim by default, the pinned install in a build
+    stage only, no CA certificate in the file, non-root, HEALTHCHECK, gunicorn."""
     lines = _dockerfile()
-    assert lines[0] == "FROM python:3.11-slim"
-    assert any(line.startswith("RUN pip install") and "-r requirements.txt" in line for line in lines)
+    assert lines[0] == "ARG BASE_IMAGE=python:3.11-slim"
+    stages = [line for line in lines if line.startswith("FROM ")]
+    assert stages == ["FROM ${BASE_IMAGE} AS build", "FROM ${BASE_IMAGE}"]
+    build, final = "\n".join(lines).split("\nFROM ${BASE_IMAGE}\n")
+    assert "pip install -q --no-compile -r /tmp/requirements.txt" in build and "pip install" not in final
+    assert "apt-get" not in final and "strip" not in final  # build tools stay in the build stage
+    assert "COPY --from=build /opt/venv /opt/venv" in final
+    assert "BEGIN CERTIFICATE" not in (ROOT / "Dockerfile").read_text()
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0")
     health = next(line for line in lines if line.startswith("HEALTHCHECK"))
@@ -151,7 +166,7 @@ def test_dockerignore_keeps_local_state_out_of_the_image():
 
 
 def test_make_and_ci_use_the_same_commands():
-    """make run starts the same gunicorn command; .ci/run runs the linter, then exactly make test."""
+    """make run starts the same gunicorn command; .ci/run runs the linter, then make test, then make docker-test."""
     makefile = (ROOT / "Makefile").read_text()
     # `python -m gunicorn`: console-script shebangs break when a virtualenv is copied or cloned to another path.
     assert START.replace("gunicorn ", "$(VENV)/bin/python -m gunicorn ", 1) in makefile
@@ -159,4 +174,5 @@ def test_make_and_ci_use_the_same_commands():
     assert ci[0] == "#!/usr/bin/env bash" and "set -euo pipefail" in ci
     targets = [line for line in ci if line.startswith("make")]
     assert "make test" in targets and targets.index("make lint") < targets.index("make test")
+    assert targets[-1] == "make docker-test" and targets.index("make test") < targets.index("make docker-test")
     assert os.access(ROOT / ".ci" / "run", os.X_OK)

@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-ROLES = ("officer", "analyst", "admin")
+ROLES = ("officer", "analyst", "admin", "monitor")  # monitor: /metrics (and the public /health)
 MAX_ACTIVE_PER_ROLE = 2  # the key in use and its replacement, during a rotation
 KEY_ID = re.compile(r"[a-z0-9-]{3,32}")
 SECRET = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32): 256 random bits
