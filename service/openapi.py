@@ -219,9 +219,8 @@ def _schemas() -> dict:
         "Outcome": _object([*_DECISION, "contraband_found"], {**_DECISION, "contraband_found": {"type": "boolean"}}),
         "PredictRequest": _object(["id", "observation"], {
             "id": _id(allow_int=True), "observation": {"$ref": "#/components/schemas/Observation"}}),
-        "PredictResponse": _object(["ContrabandIndicator", "proba", "model_version"], {
-            "ContrabandIndicator": {"type": "boolean"}, "proba": {"type": "number", "minimum": 0, "maximum": 1},
-            "model_version": {"type": "string", "description": "the registry version that decided"}}),
+        "PredictResponse": _object(["ContrabandIndicator", "proba"], {
+            "ContrabandIndicator": {"type": "boolean"}, "proba": {"type": "number", "minimum": 0, "maximum": 1}}),
         "UpdateRequest": _object(["id", "true_class"], {
             "id": _id(allow_int=True),
             "true_class": {"oneOf": [{"type": "boolean"}, {"type": "integer", "enum": [0, 1]}]}}, _CORRECTION),

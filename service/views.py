@@ -62,10 +62,9 @@ def search_result():
 
 @api.post("/predict")
 def predict():
-    """Capstone alias of /should_search."""
+    """Capstone alias of /should_search: its exact answer shape (the version is in the row, /update and /decisions)."""
     decision = _decide("id", allow_int=True)
-    return {"ContrabandIndicator": decision.should_search, "proba": decision.probability,
-            "model_version": decision.model_version}
+    return {"ContrabandIndicator": decision.should_search, "proba": decision.probability}
 
 
 @api.post("/update")

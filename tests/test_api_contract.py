@@ -107,8 +107,7 @@ def test_capstone_aliases_share_the_code_path(client, observation):
     main = client.post("/should_search", json={"observation_id": "m1", "observation": observation}).get_json()
     predicted = client.post("/predict", json={"id": 41, "observation": observation})
     assert predicted.status_code == 200
-    assert predicted.get_json() == {"ContrabandIndicator": main["should_search"], "proba": main["probability"],
-                                    "model_version": main["model_version"]}
+    assert predicted.get_json() == {"ContrabandIndicator": main["should_search"], "proba": main["probability"]}
     assert _stored("41").probability == main["probability"]
     updated = client.post("/update", json={"id": 41, "true_class": 1})
     assert updated.status_code == 200
@@ -250,8 +249,7 @@ def test_contract_through_gunicorn(live_server, live_headers, observation, artif
     assert outcome.status_code == 200 and outcome.json() == {**answered, "contraband_found": False}
     predicted = session.post(f"{live_server}/predict", json={"id": 9, "observation": observation}, timeout=30)
     assert predicted.json() == {"ContrabandIndicator": decision.json()["should_search"],
-                                "proba": decision.json()["probability"],
-                                "model_version": decision.json()["model_version"]}
+                                "proba": decision.json()["probability"]}
     assert session.post(f"{live_server}/update", json={"id": 9, "true_class": 1}, timeout=30).json()["true_class"] == 1
     assert session.get(f"{live_server}/health", timeout=30).json() == {
         "status": "ok", "model_version": artifact.version, "shadow_version": None}
