@@ -50,9 +50,12 @@ def load_config(environ: Mapping[str, str] | None = None, overrides: Mapping | N
         raise ConfigError(str(error)) from None
     pinned_dir = overrides.pop("MODEL_DIR", None) or environ.get("MODEL_DIR")
     limit = overrides.pop("MAX_CONTENT_LENGTH", None) or environ.get("MAX_CONTENT_LENGTH") or DEFAULT_MAX_CONTENT_LENGTH
-    # MODEL_DIR set: serve that artifact only. Unset: follow the registry (the committed default until it is read).
-    config = {"DATABASE_URL": url, "MODEL_DIR": Path(pinned_dir or DEFAULT_ARTIFACT_DIR),
-              "MODEL_DIR_PINNED": bool(pinned_dir), "MAX_CONTENT_LENGTH": _positive_int(limit)}
+    # MODEL_DIR naming another artifact: serve that one only. Unset, or naming the committed default (which the
+    # registry starts from): follow the registry, so promote and rollback reach this process.
+    model_dir = Path(pinned_dir or DEFAULT_ARTIFACT_DIR)
+    config = {"DATABASE_URL": url, "MODEL_DIR": model_dir,
+              "MODEL_DIR_PINNED": model_dir.resolve() != DEFAULT_ARTIFACT_DIR.resolve(),
+              "MAX_CONTENT_LENGTH": _positive_int(limit)}
     # Overrides replace the three auth settings as a group, so a test's keys never mix with the shell's dev flag.
     source = overrides if any(name in overrides for name in AUTH_SETTINGS) else environ
     auth = {name: source.get(name) for name in AUTH_SETTINGS}

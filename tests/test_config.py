@@ -28,6 +28,15 @@ def test_defaults_are_the_embedded_sqlite_and_committed_model(api_key_settings):
     assert config["MAX_CONTENT_LENGTH"] == DEFAULT_MAX_CONTENT_LENGTH
 
 
+@pytest.mark.parametrize("model_dir, pinned", [(None, False), (str(DEFAULT_ARTIFACT_DIR), False),
+                                               ("artifacts/default", False), ("artifacts/retrained", True)])
+def test_only_another_model_dir_pins_the_service(model_dir, pinned, api_key_settings, monkeypatch):
+    """MODEL_DIR naming the committed default (the registry's start) still follows the registry; another pins."""
+    monkeypatch.chdir(DEFAULT_ARTIFACT_DIR.parent.parent)
+    environ = {**api_key_settings, **({"MODEL_DIR": model_dir} if model_dir else {})}
+    assert load_config(environ=environ)["MODEL_DIR_PINNED"] is pinned
+
+
 @pytest.mark.parametrize("url", ["postgres://u@h:5432/d", "postgresql://u@h/d", "sqlite:////tmp/x.sqlite3"])
 def test_database_url_comes_from_the_environment(url, api_key_settings):
     """Heroku's postgres://, the standard postgresql:// and sqlite:/// are accepted as given."""
