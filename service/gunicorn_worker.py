@@ -35,6 +35,10 @@ READ_TIMEOUT_S = 5.0  # from accept to the last byte of the request (head and bo
 LINGER_S = 2.0  # after a response: how long the loop drains what the client still sends before closing
 DEFAULT_MAX_BODY = 1 << 20  # when the app has no MAX_CONTENT_LENGTH (a bare WSGI app, e.g. the benchmark's)
 _WAKE = "wake"
+# Reports take a worker for up to seconds (at most one at a time per machine: service/report_guard.py); a worker
+# drains the kernel's queue and serves every other request it finds before the next report, so an officer's
+# decision never waits behind a queue of analysts' report requests.
+LATER_PREFIX = b"/report"
 CUT_LOG_EVERY_S = 10.0  # 408s are logged as one count per interval, so a flood of slow sockets is not a log flood
 
 # gunicorn's refusals: (status, reason, error code, message). The messages never quote the request.
@@ -82,7 +86,9 @@ class BufferingWorker(SyncWorker):
     def init_process(self):
         """Set up the loop's selector, then run as gunicorn's base worker does."""
         self.selector = selectors.DefaultSelector()
-        self.ready: deque[_Connection] = deque()
+        self.ready: deque[_Connection] = deque()  # whole requests, served first
+        self.later: deque[_Connection] = deque()  # whole requests for a report, served when nothing else waits
+        self.progressed = False
         self.cut_count, self.cut_logged_at = 0, time.monotonic()
         super().init_process()  # loads the app, then calls run()
 
@@ -116,8 +122,10 @@ class BufferingWorker(SyncWorker):
             return
         now = time.monotonic()
         waits = [connection.deadline - now for connection in self._connections()]
+        self.progressed = False
         try:
-            events = self.selector.select(max(0.0, min([1.0, *waits])))
+            # With reports waiting, only look for what else has arrived (a decision goes before them).
+            events = self.selector.select(0.0 if self.later else max(0.0, min([1.0, *waits])))
         except InterruptedError:
             events = []
         for key, _ in events:
@@ -130,16 +138,18 @@ class BufferingWorker(SyncWorker):
             else:
                 self._receive(key.data)
         self._expire()
+        if self.later and not self.ready and not self.progressed:
+            self._serve(self.later.popleft())
 
     def _connections(self) -> list:
         """The connections the loop owns (reading a request, or lingering), plus those ready to serve."""
         owned = [key.data for key in self.selector.get_map().values() if isinstance(key.data, _Connection)]
-        return owned + list(self.ready)
+        return owned + list(self.ready) + list(self.later)
 
     def _accept(self, listener) -> None:
         # One connection per wake-up, as the sync worker does: the kernel's queue spreads the rest over the workers.
-        if len(self.selector.get_map()) >= self.cfg.worker_connections:  # the rest wait in the kernel's queue
-            return
+        if len(self.selector.get_map()) + len(self.later) >= self.cfg.worker_connections:
+            return  # the rest wait in the kernel's queue
         try:
             sock, addr = listener.accept()
         except OSError as error:
@@ -148,6 +158,7 @@ class BufferingWorker(SyncWorker):
             raise
         sock.setblocking(False)
         util.close_on_exec(sock)
+        self.progressed = True
         connection = _Connection(sock, addr, listener, self.max_body)
         self.selector.register(sock, selectors.EVENT_READ, connection)
         self._receive(connection)  # the request is often there already: serve it without another select
@@ -169,7 +180,8 @@ class BufferingWorker(SyncWorker):
         request = connection.request
         if request.feed(data):
             self.selector.unregister(connection.sock)
-            self.ready.append(connection)
+            (self.later if request.target.startswith(LATER_PREFIX) else self.ready).append(connection)
+            self.progressed = True
         elif request.head_end is not None and request.expects_continue and not connection.sent_continue:
             connection.sent_continue = True
             self._send_nowait(connection, b"HTTP/1.1 100 Continue\r\n\r\n")

@@ -34,6 +34,13 @@ class PendingRequest:
         """The request method as sent (bytes before the first space)."""
         return bytes(self.data[:8]).split(b" ", 1)[0]
 
+    @property
+    def target(self) -> bytes:
+        """The request target as sent (path and query), or b"" before the request line is whole."""
+        line_end = self.data.find(b"\r\n", 0, self.head_end or 0)
+        parts = bytes(self.data[:max(line_end, 0)]).split(b" ")
+        return parts[1] if len(parts) == 3 else b""
+
     def feed(self, chunk: bytes) -> bool:
         """Add received bytes; True once the request is complete (or unframeable and left to gunicorn)."""
         self.data += chunk
