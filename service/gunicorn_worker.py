@@ -125,7 +125,8 @@ class BufferingWorker(SyncWorker):
         self.progressed = False
         try:
             # With reports waiting, only look for what else has arrived (a decision goes before them).
-            events = self.selector.select(0.0 if self.later else max(0.0, min([1.0, *waits])))
+            # At most half gunicorn's timeout between heartbeats (self.timeout is that half), as the sync worker.
+            events = self.selector.select(0.0 if self.later else max(0.0, min([self.timeout or 0.5, *waits])))
         except InterruptedError:
             events = []
         for key, _ in events:
