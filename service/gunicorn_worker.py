@@ -89,7 +89,7 @@ class BufferingWorker(SyncWorker):
         self.ready: deque[_Connection] = deque()  # whole requests, served first
         self.later: deque[_Connection] = deque()  # whole requests for a report, served when nothing else waits
         self.progressed = False
-        self.cut_count, self.cut_logged_at = 0, time.monotonic()
+        self.cut_count, self.cut_logged_at = 0, float("-inf")  # the first cut is logged at once
         super().init_process()  # loads the app, then calls run()
 
     def run(self):
