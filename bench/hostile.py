@@ -3,6 +3,7 @@
   python -m bench.hostile slow --sockets 64 --mode headers     # slow sockets; /health and a decision probed
   python -m bench.hostile slow --worker-class sync             # the same against another worker class
   python -m bench.hostile reports --clients 64                 # 64 analysts' report loops; a decision's p99
+  python -m bench.hostile cost                                 # workers' CPU per request, sync against buffering
 
 Each run serves app:create_app() with gunicorn.conf.py (2 workers, Postgres throwaway database; flags override the
 worker class) on loopback, prints one summary line per measure on stdout and its raw figures as JSON on the last line.
@@ -11,7 +12,9 @@ Progress goes to stderr. Loopback only; every loop is bounded by --seconds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import multiprocessing
 import selectors
 import socket
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import requests
 
-from bench.servers import (DEFAULT_POSTGRES_URL, SERVICE_APP, ApiKey, GunicornSettings, dry_run_observations, gunicorn,
+from bench.servers import (DEFAULT_POSTGRES_URL, MINIMAL_APP, SERVICE_APP, ApiKey, GunicornSettings, dry_run_observations, gunicorn,
                            log, throwaway_postgres)
 from service.keys import new_key
 
@@ -267,6 +270,54 @@ def reports(args) -> dict:
     return result
 
 
+def _worker_cpu_s(master_pid: int) -> float:
+    """User + system CPU seconds of the master's current children (its workers)."""
+    total = 0.0
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    for pid in children:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _gunicorn_master(port: int) -> int:
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        if line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "0A":
+            inode = line.split()[9]
+            break
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                if any(os.readlink(fd) == f"socket:[{inode}]" for fd in (proc / "fd").iterdir()):
+                    if Path(f"/proc/{proc.name}/task/{proc.name}/children").read_text().strip():
+                        return int(proc.name)
+    raise RuntimeError("no gunicorn master found")
+
+
+def cost(args) -> dict:
+    """Workers' CPU per request (user + system), which a loaded machine changes much less than req/s."""
+    key, officer, _ = _keys()
+    observations = dry_run_observations()
+    rows = []
+    for worker_class in args.classes.split(","):
+        settings = GunicornSettings(worker_class=worker_class)
+        for app in (MINIMAL_APP, SERVICE_APP):
+            with throwaway_postgres(DEFAULT_POSTGRES_URL) as url, tempfile.TemporaryDirectory() as tmp:
+                with gunicorn(app, url, settings, Path(tmp) / "gunicorn.log", key) as port:
+                    master = _gunicorn_master(port)
+                    probe = _decision_probe(f"http://127.0.0.1:{port}", officer, observations, "cost")
+                    probe.pause = 0.0
+                    before = _worker_cpu_s(master)
+                    _run([probe], args.seconds)
+                    spent = _worker_cpu_s(master) - before
+            rows.append({"settings": settings.label(), "app": "minimal" if app == MINIMAL_APP else "service",
+                         "requests": len(probe.latencies), "failures": len(probe.failures),
+                         "worker_cpu_us_per_request": round(spent / max(1, len(probe.latencies)) * 1e6)})
+            print(f"{rows[-1]['settings']:<45} {rows[-1]['app']:<8} {rows[-1]['requests']:>6} requests, "
+                  f"{rows[-1]['worker_cpu_us_per_request']:>6} us of worker CPU each")
+    return {"rows": rows}
+
+
 def main(argv=None) -> int:
     """Parse the command line and run one measure."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
@@ -282,8 +333,11 @@ def main(argv=None) -> int:
     report_parser = commands.add_parser("reports", help="a flood of /report against an officer's decisions")
     report_parser.add_argument("--clients", type=int, default=64)
     report_parser.add_argument("--seed", type=int, default=300, help="decisions and outcomes stored first")
+    cost_parser = commands.add_parser("cost", help="workers' CPU per request, one client, minimal app and service")
+    cost_parser.add_argument("--classes", default="sync,service.gunicorn_worker.BufferingWorker",
+                             help="comma-separated worker classes")
     args = parser.parse_args(argv)
-    result = (slow if args.command == "slow" else reports)(args)
+    result = {"slow": slow, "reports": reports, "cost": cost}[args.command](args)
     print(json.dumps(result))
     return 0
 

@@ -77,6 +77,7 @@ class _Connection:
         self.request = PendingRequest(max_body)
         self.deadline = time.monotonic() + READ_TIMEOUT_S
         self.lingering = False
+        self.whole = False
         self.sent_continue = False
 
 
@@ -161,8 +162,10 @@ class BufferingWorker(SyncWorker):
         util.close_on_exec(sock)
         self.progressed = True
         connection = _Connection(sock, addr, listener, self.max_body)
-        self.selector.register(sock, selectors.EVENT_READ, connection)
-        self._receive(connection)  # the request is often there already: serve it without another select
+        # The request is often there already: then it is served without touching the selector.
+        self._receive(connection)
+        if not connection.whole and connection.sock.fileno() >= 0:
+            self.selector.register(sock, selectors.EVENT_READ, connection)
 
     def _receive(self, connection: _Connection) -> None:
         try:
@@ -180,7 +183,9 @@ class BufferingWorker(SyncWorker):
             return
         request = connection.request
         if request.feed(data):
-            self.selector.unregister(connection.sock)
+            connection.whole = True
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(connection.sock)
             (self.later if request.target.startswith(LATER_PREFIX) else self.ready).append(connection)
             self.progressed = True
         elif request.head_end is not None and request.expects_continue and not connection.sent_continue:
@@ -262,7 +267,9 @@ class BufferingWorker(SyncWorker):
             connection.sock.close()
             return
         connection.lingering, connection.deadline = True, time.monotonic() + LINGER_S
-        self.selector.register(connection.sock, selectors.EVENT_READ, connection)
+        self._receive(connection)  # the client has often closed already: then no need to wait for it
+        if connection.sock.fileno() >= 0:
+            self.selector.register(connection.sock, selectors.EVENT_READ, connection)
 
     def handle_error(self, req, client, addr, exc):
         """gunicorn's refusals and failures in the JSON error shape, logged without the request's text."""
