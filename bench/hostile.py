@@ -12,10 +12,9 @@ Progress goes to stderr. Loopback only; every loop is bounded by --seconds.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import multiprocessing
+import os
 import selectors
 import socket
 import statistics
@@ -28,9 +27,19 @@ from pathlib import Path
 
 import requests
 
-from bench.servers import (DEFAULT_POSTGRES_URL, MINIMAL_APP, SERVICE_APP, ApiKey, GunicornSettings, dry_run_observations, gunicorn,
-                           log, throwaway_postgres)
+from bench.servers import (
+    DEFAULT_POSTGRES_URL,
+    MINIMAL_APP,
+    SERVICE_APP,
+    ApiKey,
+    GunicornSettings,
+    dry_run_observations,
+    gunicorn,
+    log,
+    throwaway_postgres,
+)
 from service.keys import new_key
+from tests.gunicorn_process import GunicornProcess
 
 CANARY = "CANARYHOSTILE"  # in every slow request's query: it must never reach gunicorn's log
 
@@ -270,28 +279,13 @@ def reports(args) -> dict:
     return result
 
 
-def _worker_cpu_s(master_pid: int) -> float:
-    """User + system CPU seconds of the master's current children (its workers)."""
+def _cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes."""
     total = 0.0
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
-    for pid in children:
+    for pid in pids:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
-
-
-def _gunicorn_master(port: int) -> int:
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        if line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "0A":
-            inode = line.split()[9]
-            break
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            with contextlib.suppress(OSError):
-                if any(os.readlink(fd) == f"socket:[{inode}]" for fd in (proc / "fd").iterdir()):
-                    if Path(f"/proc/{proc.name}/task/{proc.name}/children").read_text().strip():
-                        return int(proc.name)
-    raise RuntimeError("no gunicorn master found")
 
 
 def cost(args) -> dict:
@@ -303,13 +297,14 @@ def cost(args) -> dict:
         settings = GunicornSettings(worker_class=worker_class)
         for app in (MINIMAL_APP, SERVICE_APP):
             with throwaway_postgres(DEFAULT_POSTGRES_URL) as url, tempfile.TemporaryDirectory() as tmp:
-                with gunicorn(app, url, settings, Path(tmp) / "gunicorn.log", key) as port:
-                    master = _gunicorn_master(port)
-                    probe = _decision_probe(f"http://127.0.0.1:{port}", officer, observations, "cost")
+                with GunicornProcess(url, Path(tmp) / "gunicorn.log", env={"API_KEYS": key.entry},
+                                     flags=settings.flags(), app=app) as server:
+                    workers = server.workers()
+                    probe = _decision_probe(server.base, officer, observations, "cost")
                     probe.pause = 0.0
-                    before = _worker_cpu_s(master)
+                    before = _cpu_s(workers)
                     _run([probe], args.seconds)
-                    spent = _worker_cpu_s(master) - before
+                    spent = _cpu_s(workers) - before
             rows.append({"settings": settings.label(), "app": "minimal" if app == MINIMAL_APP else "service",
                          "requests": len(probe.latencies), "failures": len(probe.failures),
                          "worker_cpu_us_per_request": round(spent / max(1, len(probe.latencies)) * 1e6)})

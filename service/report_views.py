@@ -17,6 +17,7 @@ from pipeline.report import (
 )
 from service.errors import ApiError
 from service.report_guard import one_at_a_time
+from service.state import current_state
 
 report_blueprint = Blueprint("report", __name__)
 PARAMETERS = ("since", "until", "department", "model_version", "min_department", "min_group")
@@ -46,7 +47,9 @@ def _guarded(compute) -> Response:
     # Parameters are checked first, so a bad request never waits for, nor takes, the report lock.
     filters, fairness = _parameters()
     card = _active_card()
-    return one_at_a_time(lambda: compute(filters, fairness, card), current_app.extensions["ctrp3"].model.version)
+    # A cached report answers only while the same live and shadow models serve.
+    versions = "/".join(model.version if model else "-" for model in current_state().models.current)
+    return one_at_a_time(lambda: compute(filters, fairness, card), versions)
 
 
 @report_blueprint.get("/report")
