@@ -30,7 +30,6 @@ import requests
 from bench.servers import (
     DEFAULT_POSTGRES_URL,
     MINIMAL_APP,
-    SERVICE_APP,
     ApiKey,
     GunicornSettings,
     dry_run_observations,
@@ -39,7 +38,7 @@ from bench.servers import (
     throwaway_postgres,
 )
 from service.keys import new_key
-from tests.gunicorn_process import GunicornProcess
+from tests.gunicorn_process import SERVICE_APP, GunicornProcess
 
 CANARY = "CANARYHOSTILE"  # in every slow request's query: it must never reach gunicorn's log
 
