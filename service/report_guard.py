@@ -2,9 +2,10 @@
 
 A report takes a worker for up to its 10 s deadline, and the workers are the officers' too: 64 concurrent reports
 held both workers for seconds (issue 17). So a report is computed only by the worker holding this machine's report
-lock (a ``flock``, released by the kernel if the worker dies); a request that finds it held is answered at once,
-503 with Retry-After, from the cache if an identical request was computed less than ``CACHE_S`` ago. At most one
-worker is ever in a report, so with two or more workers one is always free for decisions.
+lock (a ``flock``, released by the kernel if the worker dies), and at most one worker is ever in a report: with two
+or more workers one is always free for decisions. A JSON report identical to one computed less than ``CACHE_S`` ago
+is answered from it; any other request that finds the lock held is answered 503 with Retry-After at once. (The page
+is never cached: it names the signed-in user and carries their CSRF token.)
 
 The lock and the cache live in a directory of the temporary directory named after the database, so services on
 one machine sharing a database share them, and tests on their own throwaway databases do not.
@@ -65,11 +66,15 @@ def _store(directory: Path, path: Path, response: Response) -> None:
     os.replace(temporary, path)  # readers see the whole file or none
 
 
-def one_at_a_time(compute, version: str) -> Response:
-    """``compute()``'s response, computed only under the machine's report lock; 503 when another report holds it."""
+def one_at_a_time(compute, version: str, cacheable: bool = True) -> Response:
+    """``compute()``'s response, computed only under the machine's report lock; 503 when another report holds it.
+
+    ``cacheable=False`` for a response that is not the same for every caller (the page names the signed-in user and
+    carries their CSRF token): it still takes the lock, but is neither served from nor stored in the cache.
+    """
     directory = _directory()
     path = directory / f"{_cache_key(version)}.cache"
-    answer = _cached(path)
+    answer = _cached(path) if cacheable else None
     if answer is not None:
         return answer
     with open(directory / "lock", "a+b") as lock:
@@ -81,10 +86,11 @@ def one_at_a_time(compute, version: str) -> Response:
                            f"identical request is then answered from it for {CACHE_S:g} s)",
                            headers={"Retry-After": str(RETRY_AFTER_S)}) from None
         try:
-            answer = _cached(path)  # stored by a holder that finished since the first look
+            answer = _cached(path) if cacheable else None  # stored by a holder that finished since the first look
             if answer is None:
                 answer = compute()
-                _store(directory, path, answer)
+                if cacheable:
+                    _store(directory, path, answer)
             return answer
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)

@@ -43,13 +43,13 @@ def _parameters():
         raise ApiError(400, "invalid_parameter", str(error), {error.field: error.problem}) from None
 
 
-def _guarded(compute) -> Response:
+def _guarded(compute, cacheable: bool = True) -> Response:
     # Parameters are checked first, so a bad request never waits for, nor takes, the report lock.
     filters, fairness = _parameters()
     card = _active_card()
     # A cached report answers only while the same live and shadow models serve.
     versions = "/".join(model.version if model else "-" for model in current_state().models.current)
-    return one_at_a_time(lambda: compute(filters, fairness, card), versions)
+    return one_at_a_time(lambda: compute(filters, fairness, card), versions, cacheable)
 
 
 @report_blueprint.get("/report")
@@ -70,4 +70,4 @@ def report_html():
         form = filter_form(url_for("report.report_html"), filter_choices(deadline), request.args, json_href)
         return Response(render_template("report.html", **report_context(report, report_charts(report), form)),
                         mimetype="text/html")
-    return _guarded(page)
+    return _guarded(page, cacheable=False)  # the page names the signed-in user and carries their CSRF token

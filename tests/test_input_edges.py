@@ -118,3 +118,15 @@ def test_identical_reports_within_seconds_are_one_computation(client, monkeypatc
     assert first.status_code == again.status_code == 200 and len(calls) == 1
     assert again.get_json() == first.get_json() and "Age" in again.headers
     assert other.status_code == 503  # a different report is not in the cache
+
+
+def test_the_report_page_is_never_served_from_the_cache(client):
+    """The page names the signed-in user and carries their CSRF token: one computed for another caller is not reused."""
+    assert client.get("/report.html?min_group=9").status_code == 200
+    with client.application.test_request_context():
+        lock_path = report_guard._directory() / "lock"
+    with open(lock_path, "a+b") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        again = client.get("/report.html?min_group=9")
+    assert again.status_code == 503 and again.headers["Retry-After"] == str(report_guard.RETRY_AFTER_S)
+    assert not list(lock_path.parent.glob("*.cache"))
