@@ -13,7 +13,10 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 # share one model and one connection pool. So: one worker per core, sync, one request (and one pooled database
 # connection) per process at a time. Heroku sets WEB_CONCURRENCY per dyno size.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "sync"
+# The sync worker's model (one request per process at a time), with the request read first by a non-blocking loop:
+# a client trickling its headers or body costs a socket, not a worker, and is answered 408 after 5 s
+# (service/gunicorn_worker.py; issue 17's measurements, `python -m bench.hostile slow`, are in its docstring).
+worker_class = "service.gunicorn_worker.BufferingWorker"
 
 # The database bounds every request first: its limits and the outage timings they add up to are stated once, in
 # models/database.py ("The worst case of one write"). This is the backstop for what no database timeout sees (a
@@ -25,7 +28,7 @@ timeout = 15
 # (models/database.py). The master's exit time is measured by tests/test_fault_load.py (master_exit_s in its
 # fault_load.json; 0.42 s in the run of 2026-11-28), inside Heroku's window and the test's 20 s. Stated here only.
 graceful_timeout = 10
-# Ignored by sync workers (they close the connection after each response); used if worker_class is changed to gthread.
+# Ignored by sync workers and BufferingWorker (they close the connection after each response); used by gthread.
 keepalive = 5
 
 # Load the app (and the model) in the master once; workers share its pages copy-on-write after fork, and a worker

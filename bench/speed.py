@@ -46,14 +46,17 @@ from tests.gunicorn_process import SERVICE_APP
 STUDY_SETTINGS = "sync:2,sync:3,sync:4,gthread:2:2,gthread:3:2,gthread:4:2,gthread:2:4,gthread:3:4,gthread:4:4"
 
 
+WORKER_CLASSES = {"sync": "sync", "gthread": "gthread", "buffering": "service.gunicorn_worker.BufferingWorker"}
+
+
 def _settings(text: str) -> GunicornSettings:
     parts = text.split(":")
-    if parts[0] not in ("sync", "gthread") or len(parts) not in (2, 3) or not all(p.isdigit() for p in parts[1:]):
-        raise argparse.ArgumentTypeError(f"{text!r}: use sync:WORKERS or gthread:WORKERS:THREADS")
+    if parts[0] not in WORKER_CLASSES or len(parts) not in (2, 3) or not all(p.isdigit() for p in parts[1:]):
+        raise argparse.ArgumentTypeError(f"{text!r}: use sync:WORKERS, buffering:WORKERS or gthread:WORKERS:THREADS")
     workers, threads = int(parts[1]), int(parts[2]) if len(parts) == 3 else None
     if not 1 <= workers <= 16 or not 1 <= (threads or 1) <= 32:
         raise argparse.ArgumentTypeError(f"{text!r}: workers 1-16, threads 1-32")
-    return GunicornSettings(parts[0], workers, threads)
+    return GunicornSettings(WORKER_CLASSES[parts[0]], workers, threads)
 
 
 def _common(parser: argparse.ArgumentParser, seconds: float, rounds: int) -> None:

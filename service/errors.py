@@ -37,11 +37,15 @@ def _printable(text) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
+def error_body(status: int, error: str, message: str, fields: dict | None = None) -> dict:
+    """THE error shape; error_response sends it from Flask, service.gunicorn_worker before Flask is reached."""
+    return {"status": status, "error": error, "message": message,
+            "fields": {_printable(k): _printable(v) for k, v in (fields or {}).items()}}
+
+
 def error_response(status: int, error: str, message: str, fields: dict | None = None, headers: dict | None = None):
     """Build THE error response; every error the service returns goes through here."""
-    body = {"status": status, "error": error, "message": message,
-            "fields": {_printable(k): _printable(v) for k, v in (fields or {}).items()}}
-    response = jsonify(body)
+    response = jsonify(error_body(status, error, message, fields))
     response.status_code = status
     response.headers.update(headers or {})
     return response

@@ -151,7 +151,8 @@ def _error(text: str) -> dict:
 _DATABASE_ERROR = {"503": "Database unavailable or schema not migrated; nothing was recorded. Retry later."}
 _BODY_ERRORS = {
     "400": "Malformed JSON or invalid fields (see `fields`); nothing was recorded.",
-    "413": "Body larger than MAX_CONTENT_LENGTH.", "415": "Content-Type is not application/json.",
+    "413": "Body larger than MAX_CONTENT_LENGTH.",
+    "415": "Content-Type is not application/json, or a Content-Encoding other than identity.",
     **_DATABASE_ERROR,
 }
 
@@ -197,7 +198,9 @@ def _report_get(summary: str, media_type: str) -> dict:
     return {"get": _operation(_ANALYST, {
         "summary": summary, "parameters": parameters,
         "responses": {"200": {"description": "OK", "content": {media_type: {}}}}}, {
-        "400": "Unknown or invalid parameter (see `fields`)", **_DATABASE_ERROR})}
+        "400": "Unknown, invalid or repeated parameter (see `fields`)",
+        "503": "Database unavailable, schema not migrated, or another report being computed on this server "
+               "(`report_busy`); retry after `Retry-After` seconds."})}
 
 
 def _public_get(summary: str, responses: dict) -> dict:

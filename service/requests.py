@@ -73,8 +73,10 @@ def parse_json(data: bytes, max_depth: int):
         return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float,
                           object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as error:
-        raise _bad_json(f"the body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}") \
-            from None
+        # Some of json's messages end with "at" ("Unterminated string starting at"): one "at" before the position.
+        where = f"line {error.lineno} column {error.colno}"
+        message = f"{error.msg} {where}" if error.msg.endswith(" at") else f"{error.msg} at {where}"
+        raise _bad_json(f"the body is not valid JSON: {message}") from None
     except ValueError as error:  # e.g. an integer with more digits than Python converts
         raise _bad_json(f"the body is not usable JSON: {error}") from None
 
@@ -84,14 +86,27 @@ def read_json(request: Request, max_depth: int):
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type",
                        "send the body as JSON with the header Content-Type: application/json")
+    # RFC 9110 15.5.16: a content coding the server does not apply is a 415. Decoding gzip would buy little for
+    # bodies under 32 KB and would need its own limit against decompression bombs.
+    codings = [c.strip().lower() for c in request.headers.get("Content-Encoding", "").split(",") if c.strip()]
+    if any(coding != "identity" for coding in codings):
+        raise ApiError(415, "unsupported_content_encoding",
+                       "send the body uncompressed, without a Content-Encoding (or with Content-Encoding: identity)",
+                       {"Content-Encoding": "is not supported; only identity is"})
     return parse_json(_read_body(request), max_depth)
 
 
 def _read_body(request: Request) -> bytes:
     # werkzeug's readall() stops silently at max_content_length on a chunked body (no Content-Length), which
-    # would truncate instead of refusing; reading in bounded steps makes the limit an error on every path.
+    # would truncate instead of refusing; reading in bounded steps makes the limit an error on every path. Behind a
+    # server that terminates the input (gunicorn sets wsgi.input_terminated), request.stream is a LimitedStream that
+    # raises 413 on any read once max_content_length bytes are read, even when the body ended exactly there; the
+    # server's own stream is read instead, which ends with the body (after the Content-Length check werkzeug makes).
     limit = request.max_content_length
-    stream, chunks, size = request.stream, [], 0
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge()
+    terminated = request.environ.get("wsgi.input_terminated")
+    stream, chunks, size = (request.environ["wsgi.input"] if terminated else request.stream), [], 0
     while True:
         chunk = stream.read(min(1 << 16, limit + 1 - size))
         if not chunk:

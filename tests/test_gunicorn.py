@@ -102,7 +102,7 @@ def test_config_fits_heroku(monkeypatch):
     assert config["bind"] == "0.0.0.0:6123" and config["workers"] == 3
     assert 0 < config["timeout"] < HEROKU_WINDOW
     assert 0 < config["graceful_timeout"] < HEROKU_WINDOW
-    assert config["preload_app"] is True and config["worker_class"] == "sync"
+    assert config["preload_app"] is True and config["worker_class"] == "service.gunicorn_worker.BufferingWorker"
     assert config["accesslog"] is None  # the app's request log replaces gunicorn's access log
     defaults = _load_config(monkeypatch)
     assert defaults["bind"] == "0.0.0.0:5000" and defaults["workers"] == 2
