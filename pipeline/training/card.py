@@ -66,16 +66,16 @@ def _label(family: str, two_models: bool) -> str:
     return f"two-{family}" if two_models else family
 
 
-def build_card(args, loaded, parts, model, description, family, comparison, choice, evaluation) -> dict:
-    """Assemble the JSON model card from one training run."""
+def build_card(config, *, loaded, parts, model, description, family, comparison, choice, evaluation) -> dict:
+    """Assemble the JSON model card from one training run (``config``: its TrainingConfig)."""
     created = datetime.now(timezone.utc).replace(microsecond=0)
-    sha = file_sha256(Path(args.data))
-    synthetic = is_synthetic(args.data, args.synthetic)
+    sha = file_sha256(Path(config.data))
+    synthetic = is_synthetic(config.data, config.synthetic)
     train, validation, test = parts
     # a two-model router describes its suspected side's features (the N side's are in model.sides)
     features = getattr(model, "estimators_", {}).get("suspected", model).named_steps["features"]
     card = {
-        "version": args.version or _version(_label(family, getattr(args, "two_models", False)), created, sha),
+        "version": config.version or _version(_label(family, config.two_models), created, sha),
         "created_at": created.isoformat(),
         "synthetic": synthetic,
         "notice": SYNTHETIC_NOTICE if synthetic else "Trained on the CTRP3 file named in training_data.",
@@ -85,7 +85,7 @@ def build_card(args, loaded, parts, model, description, family, comparison, choi
                      "criterion (wilson: the 95% Wilson lower bound of precision >= min_precision + margin)"),
         },
         "training_data": {
-            "file": Path(args.data).name, "sha256": sha,
+            "file": Path(config.data).name, "sha256": sha,
             "rows": dict(loaded.counts, train=len(train), validation=len(validation), test=len(test)),
             "filter": f"{SEARCHED} is True; exact duplicate rows dropped; rows without date or {TARGET} dropped",
             "dates": {"train": _date_range(train), "validation": _date_range(validation), "test": _date_range(test)},
@@ -99,7 +99,7 @@ def build_card(args, loaded, parts, model, description, family, comparison, choi
         "feature_names": [str(n) for n in features.get_feature_names_out()],
         "categorical_features": features.categorical_features(),
         "model": {"family": family, **description},
-        "model_comparison": {"method": f"{args.cv_folds}-fold TimeSeriesSplit on the training rows, ROC AUC; "
+        "model_comparison": {"method": f"{config.cv_folds}-fold TimeSeriesSplit on the training rows, ROC AUC; "
                                        "the highest mean AUC wins", "results": comparison},
         "metrics": {"validation": evaluation["validation"], "test": evaluation["test"]},
         "fairness": evaluation["fairness_test"],

@@ -11,7 +11,9 @@ held-out test rows; write the card.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.evaluation.metrics import ThresholdError, select_threshold
@@ -30,8 +32,46 @@ PROTECTED_CHOICES = {"none": (), "age": ("SubjectAge",),
                      "all": ("SubjectRaceCode", "SubjectEthnicityCode", "SubjectSexCode", "SubjectAge")}
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    """Command-line options of ``python -m pipeline.train``."""
+@dataclass(frozen=True)
+class TrainingConfig:
+    """One training run's settings, built once from the command line and never changed (see ``--help``).
+
+    ``margin`` None means "drift": the run measures it on the training rows (``resolve_margin``) and passes the
+    number on by name; the configuration itself keeps what the user asked for.
+    """
+
+    data: Path
+    out: Path | None = None
+    version: str | None = None
+    families: tuple[str, ...] = DEFAULT_FAMILIES
+    cv_folds: int = 3
+    validation: float = 0.1
+    test: float = 0.1
+    min_precision: float = 0.5
+    margin: float | None = None
+    criterion: str = "wilson"
+    min_count: int = 30
+    protected_features: str = "none"
+    two_models: bool = False
+    no_protected_check: bool = False
+    fairness_min_department: int = 100
+    fairness_min_group: int = 20
+    synthetic: bool = False
+    seed: int = 0
+    chunksize: int = 500_000
+    quiet: bool = False
+
+    @classmethod
+    def from_namespace(cls, args: argparse.Namespace) -> "TrainingConfig":
+        """The configuration of parsed arguments (``--margin drift`` becomes None)."""
+        values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}
+        values["families"] = tuple(values["families"])
+        values["margin"] = None if args.margin == "drift" else float(args.margin)
+        return cls(**values)
+
+
+def parse_args(argv=None) -> TrainingConfig:
+    """The configuration of ``python -m pipeline.train`` from its command line."""
     parser = argparse.ArgumentParser(prog="python -m pipeline.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="CTRP3 CSV with the 15 training columns")
@@ -70,60 +110,55 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.margin != "drift":
         try:
-            args.margin = float(args.margin)
+            float(args.margin)
         except ValueError:
             parser.error(f"--margin must be a number or 'drift', not {args.margin!r}")
     if not args.data.is_file():
         parser.error(f"--data {args.data} is not a file; pass the CTRP3 CSV (or generate one with "
                      "`python -m pipeline.synthetic --rows N --seed S --out PATH`)")
-    return args
+    return TrainingConfig.from_namespace(args)
 
 
-def _fit_and_score(family, args, train, validation, test, protected=()):
-    if not args.two_models:
-        model = build_model(family, args.seed, protected=protected, min_count=args.min_count)
+def _fit_and_score(family, config: TrainingConfig, margin: float, train, validation, test, protected=()):
+    if not config.two_models:
+        model = build_model(family, config.seed, protected=protected, min_count=config.min_count)
         model.fit(train, train[TARGET].to_numpy())
         return model, model.predict_proba(validation)[:, 1], model.predict_proba(test)[:, 1]
-    model = build_two_models(family, args.seed, protected=protected, min_count=args.min_count)
+    model = build_two_models(family, config.seed, protected=protected, min_count=config.min_count)
     model.fit(train, train[TARGET].to_numpy())
-    _resolve_margin(args, train, validation, Progress(args.quiet))
     model.routing_ = set_unsuspected_offset(model, validation, model.predict_proba(validation)[:, 1],
-                                            args.min_precision, args.margin, args.criterion)
+                                            config.min_precision, margin, config.criterion)
     return model, model.predict_proba(validation)[:, 1], model.predict_proba(test)[:, 1]
 
 
-def _threshold(args, validation, scores) -> dict:
+def _threshold(config: TrainingConfig, margin: float, validation, scores) -> dict:
     try:
-        return select_threshold(validation[TARGET].to_numpy(), scores, args.min_precision, args.margin,
-                                args.criterion)
+        return select_threshold(validation[TARGET].to_numpy(), scores, config.min_precision, margin,
+                                config.criterion)
     except ThresholdError as error:
         raise SystemExit(f"cannot choose a threshold: {error} Try --criterion point, a smaller --validation "
                          "share, or more data.") from None
 
 
-def _resolve_margin(args, train_rows, validation, say) -> dict:
-    """Turn --margin drift into its number once (kept in ``args.drift``); returns the margin's provenance."""
-    if getattr(args, "drift", None) is None:
-        if args.margin == "drift":
-            args.drift = drift_margin(train_rows[TARGET].to_numpy(), len(validation), args.min_precision)
-            args.margin = args.drift["margin"]
-            say(f"drift margin {args.margin:.4f} (largest fall in hit-rate log-odds between training periods "
-                f"{args.drift['largest_logit_drop']:.3f})")
-        else:
-            args.drift = {"margin": args.margin, "source": "--margin"}
-    return args.drift
+def resolve_margin(config: TrainingConfig, train_rows, validation, say) -> dict:
+    """The precision margin of this run and where it comes from: --margin's number, or the measured drift."""
+    if config.margin is not None:
+        return {"margin": config.margin, "source": "--margin"}
+    drift = drift_margin(train_rows[TARGET].to_numpy(), len(validation), config.min_precision)
+    say(f"drift margin {drift['margin']:.4f} (largest fall in hit-rate log-odds between training periods "
+        f"{drift['largest_logit_drop']:.3f})")
+    return drift
 
 
-def _choose_threshold(args, train_rows, validation, val_scores, say) -> dict:
-    """The validation threshold under the Wilson criterion, with the drift margin unless --margin is a number."""
-    drift = _resolve_margin(args, train_rows, validation, say)
-    choice = dict(_threshold(args, validation, val_scores), drift=drift)
+def _choose_threshold(config: TrainingConfig, drift: dict, validation, val_scores, say) -> dict:
+    """The validation threshold under the Wilson criterion, with the run's margin."""
+    choice = dict(_threshold(config, drift["margin"], validation, val_scores), drift=drift)
     say(f"threshold {choice['threshold']:.4f}: validation precision {choice['precision']:.3f} "
         f"(lower bound {choice['precision_low']:.3f}), recall {choice['recall']:.3f}")
     return choice
 
 
-def _protected_check(args, parts, family, scores, threshold, settings) -> dict:
+def _protected_check(config: TrainingConfig, margin: float, parts, family, scores, threshold, settings) -> dict:
     """Fit the same family with each choice of protected features and compare quality and fairness on test rows.
 
     The client's fairness rule is about precision per group; a model blind to a group's base rate recommends
@@ -133,53 +168,57 @@ def _protected_check(args, parts, family, scores, threshold, settings) -> dict:
     train, validation, test = parts
     variants = {}
     for name, fields in PROTECTED_CHOICES.items():
-        if name == args.protected_features:
+        if name == config.protected_features:
             variants[name] = fairness_comparison(test, scores, threshold, **settings)
             continue
-        _, val_scores, test_scores = _fit_and_score(family, args, train, validation, test, protected=fields)
-        choice = select_threshold(validation[TARGET].to_numpy(), val_scores, args.min_precision, args.margin,
-                                  args.criterion, raise_if_infeasible=False)
+        _, val_scores, test_scores = _fit_and_score(family, config, margin, train, validation, test,
+                                                    protected=fields)
+        choice = select_threshold(validation[TARGET].to_numpy(), val_scores, config.min_precision, margin,
+                                  config.criterion, raise_if_infeasible=False)
         variants[name] = (fairness_comparison(test, test_scores, choice["threshold"], **settings)
                           if choice["feasible"] else {"infeasible": choice["reason"]})
-    return {"adopted": args.protected_features, "fields": PROTECTED_CHOICES, "family": family,
+    return {"adopted": config.protected_features, "fields": PROTECTED_CHOICES, "family": family,
             "rows": "held-out test rows; each variant with its own validation-chosen threshold",
             "variants": variants}
 
 
-def train(args: argparse.Namespace) -> Path:
+def train(config: TrainingConfig) -> Path:
     """Run the whole training and write the artifact; returns its directory."""
-    say = Progress(args.quiet)
-    say(f"loading {args.data}")
-    loaded = load_training_data(args.data, args.chunksize, progress=say)
+    say = Progress(config.quiet)
+    say(f"loading {config.data}")
+    loaded = load_training_data(config.data, config.chunksize, progress=say)
     frame = loaded.frame
-    split = time_split(frame["InterventionDateTime"], args.validation, args.test)
+    split = time_split(frame["InterventionDateTime"], config.validation, config.test)
     parts = tuple(frame.iloc[rows].reset_index(drop=True) for rows in (split.train, split.validation, split.test))
     train_rows, validation, test = parts
     say(f"{len(train_rows):,} train / {len(validation):,} validation / {len(test):,} test rows")
-    say(f"comparing {', '.join(args.families)} with {args.cv_folds}-fold time-series CV")
-    protected = PROTECTED_CHOICES[args.protected_features]
-    comparison = compare_families(train_rows, args.families, args.cv_folds, args.seed, args.min_count, args.quiet,
-                                  protected)
+    say(f"comparing {', '.join(config.families)} with {config.cv_folds}-fold time-series CV")
+    protected = PROTECTED_CHOICES[config.protected_features]
+    comparison = compare_families(train_rows, config.families, config.cv_folds, config.seed, config.min_count,
+                                  config.quiet, protected)
     family = max(comparison, key=lambda name: comparison[name]["auc_mean"])
+    drift = resolve_margin(config, train_rows, validation, say)
     say(f"fitting {family} on the training rows")
-    model, val_scores, test_scores = _fit_and_score(family, args, train_rows, validation, test, protected)
-    choice = _choose_threshold(args, train_rows, validation, val_scores, say)
+    model, val_scores, test_scores = _fit_and_score(family, config, drift["margin"], train_rows, validation, test,
+                                                    protected)
+    choice = _choose_threshold(config, drift, validation, val_scores, say)
     threshold = choice["threshold"]
-    settings = {"min_department": args.fairness_min_department, "min_group": args.fairness_min_group}
+    settings = {"min_department": config.fairness_min_department, "min_group": config.fairness_min_group}
     evaluation = {"validation": quality(validation[TARGET], val_scores, threshold),
                   "test": quality(test[TARGET], test_scores, threshold),
                   "fairness_test": fairness(test, test_scores, threshold, **settings)}
     say(f"test: precision {evaluation['test']['precision']['value']:.3f}, recall "
         f"{evaluation['test']['recall']['value']:.3f}, AUC {evaluation['test']['auc']:.4f}")
-    if not args.no_protected_check:
+    if not config.no_protected_check:
         say("measuring the other choices of protected features for the card")
-        evaluation["protected_features_check"] = _protected_check(args, parts, family, test_scores, threshold,
-                                                                  settings)
-    description = describe_two_models(model) if args.two_models else describe(model)
-    if args.two_models:
+        evaluation["protected_features_check"] = _protected_check(config, drift["margin"], parts, family,
+                                                                  test_scores, threshold, settings)
+    description = describe_two_models(model) if config.two_models else describe(model)
+    if config.two_models:
         choice["routing"] = model.routing_
-    card = build_card(args, loaded, parts, model, description, family, comparison, choice, evaluation)
-    out = args.out or Path("artifacts") / card["version"]
+    card = build_card(config, loaded=loaded, parts=parts, model=model, description=description, family=family,
+                      comparison=comparison, choice=choice, evaluation=evaluation)
+    out = config.out or Path("artifacts") / card["version"]
     save_artifact(model, card, out)
     say(f"wrote {out} (version {card['version']})")
     return out
