@@ -250,3 +250,17 @@ def test_verdict_reads_at_least_as_good_literally():
     from sklearn.metrics import roc_auc_score
     assert abs(difference["value"] - (roc_auc_score(truth, strong) - roc_auc_score(truth, weak))) < 1e-12
     assert difference["interval"][0] > 0
+
+
+def test_model_dir_pins_the_comparison_only_when_it_names_another_directory(monkeypatch, tmp_path):
+    from pipeline.training.from_log import _pinned_model
+
+    config = LogTrainingConfig(database_url="sqlite:///x")
+    monkeypatch.delenv("MODEL_DIR", raising=False)
+    assert _pinned_model(config) is None
+    monkeypatch.setenv("MODEL_DIR", str(DEFAULT_ARTIFACT_DIR))
+    assert _pinned_model(config) is None  # the service follows the registry with this setting
+    monkeypatch.setenv("MODEL_DIR", str(tmp_path))
+    assert _pinned_model(config) == tmp_path
+    assert _pinned_model(LogTrainingConfig(database_url="sqlite:///x", live_model=DEFAULT_ARTIFACT_DIR)) == \
+        DEFAULT_ARTIFACT_DIR
