@@ -103,8 +103,8 @@ def test_retrain_from_log_writes_a_compared_candidate(client, migrated_database_
     for block in (comparison["candidate"], comparison["live"]):
         assert {"threshold", "auc", "auc_interval", "precision", "precision_interval", "recall", "recall_interval",
                 "fairness"} <= set(block)
-    assert comparison["verdict"] in ("better", "similar", "worse")
-    assert comparison["at_least_as_good"] == (comparison["verdict"] != "worse")
+    # 48 held-out rows hold fewer than 30 hits: too few to judge, so no verdict and no promotion without --force
+    assert comparison["verdict"] is None and comparison["at_least_as_good"] is False
     low, high = comparison["auc_difference"]["interval"]
     assert low <= comparison["auc_difference"]["value"] <= high
     assert card["threshold"] == comparison["candidate"]["threshold"]
@@ -233,8 +233,11 @@ def test_compared_with_the_registry_live_version_and_promotable_by_its_verdict(c
 def test_verdict_reads_at_least_as_good_literally():
     from pipeline.training.comparison import delong_difference, verdict
 
-    good, poor = {"precision": 0.55}, {"precision": 0.45}
+    enough = {"tp": 20, "fn": 20, "tn": 30, "fp": 10}
+    good, poor = {"precision": 0.55, "counts": enough}, {"precision": 0.45, "counts": enough}
     assert verdict(good, None, None, 0.5) is None
+    too_few = {"precision": 0.55, "counts": dict(enough, fn=9)}  # 29 hits held out
+    assert verdict(too_few, good, {"value": 0.04, "interval": [0.01, 0.07]}, 0.5) is None
     assert verdict(good, good, {"value": -0.001, "interval": [-0.05, 0.05]}, 0.5) == "worse"
     assert verdict(good, good, {"value": 0.001, "interval": [-0.05, 0.05]}, 0.5) == "similar"
     assert verdict(good, good, {"value": 0.04, "interval": [0.01, 0.07]}, 0.5) == "better"
@@ -247,3 +250,17 @@ def test_verdict_reads_at_least_as_good_literally():
     from sklearn.metrics import roc_auc_score
     assert abs(difference["value"] - (roc_auc_score(truth, strong) - roc_auc_score(truth, weak))) < 1e-12
     assert difference["interval"][0] > 0
+
+
+def test_model_dir_pins_the_comparison_only_when_it_names_another_directory(monkeypatch, tmp_path):
+    from pipeline.training.from_log import _pinned_model
+
+    config = LogTrainingConfig(database_url="sqlite:///x")
+    monkeypatch.delenv("MODEL_DIR", raising=False)
+    assert _pinned_model(config) is None
+    monkeypatch.setenv("MODEL_DIR", str(DEFAULT_ARTIFACT_DIR))
+    assert _pinned_model(config) is None  # the service follows the registry with this setting
+    monkeypatch.setenv("MODEL_DIR", str(tmp_path))
+    assert _pinned_model(config) == tmp_path
+    assert _pinned_model(LogTrainingConfig(database_url="sqlite:///x", live_model=DEFAULT_ARTIFACT_DIR)) == \
+        DEFAULT_ARTIFACT_DIR

@@ -15,7 +15,12 @@ from scipy.stats import norm, rankdata
 from pipeline.evaluation.summary import fairness, quality
 from pipeline.schema import TARGET
 
-VERDICT_RULE = ("worse: the candidate's AUC on the held-out stops is below the live model's (paired difference < 0), "
+# Fewer held-out outcomes of either kind than this and no verdict is given (null): promotion then needs --force.
+# On bench.learn's stream, 100 outcomes (20 held out) gave a candidate 0.05 AUC worse on the following weeks
+# whose 20 held-out rows happened to rank better than the live model's.
+MIN_HELD_OUT_EACH = 30
+VERDICT_RULE = ("none (null) when the held-out stops hold fewer than 30 hits or 30 misses; worse: the "
+                "candidate's AUC on the held-out stops is below the live model's (paired difference < 0), "
                 "or its held-out precision is below min_precision while the live model's is not; better: the 95% "
                 "interval of the paired AUC difference lies wholly above 0 and the candidate's precision >= "
                 "min_precision; similar: otherwise (at least as good, not significantly better)")
@@ -71,14 +76,16 @@ def model_block(frame: pd.DataFrame, scores, threshold: float, min_department: i
 
 
 def verdict(candidate: dict, live: dict | None, difference: dict | None, min_precision: float) -> str | None:
-    """"better", "similar" or "worse" by ``VERDICT_RULE``; None without a live model to compare with.
+    """"better", "similar" or "worse" by ``VERDICT_RULE``; None without a live model to compare with, or with too
+    few held-out outcomes to compare on.
 
     "At least as good" is read literally: a candidate whose held-out AUC is below the live model's is "worse"
     even when the interval cannot tell them apart, because a few hundred held-out rows never can, and a candidate
     that is worse on later weeks must not be promoted without --force (on the generated stream of bench.learn, the
     interval rule let candidates 0.02 AUC worse through as "similar").
     """
-    if live is None:
+    counts = candidate["counts"]
+    if live is None or min(counts["tp"] + counts["fn"], counts["tn"] + counts["fp"]) < MIN_HELD_OUT_EACH:
         return None
     precision, live_precision = candidate["precision"], live["precision"]
     below = precision is None or precision < min_precision

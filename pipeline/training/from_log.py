@@ -26,7 +26,7 @@ from pipeline.evaluation.metrics import roc_auc, select_threshold
 from pipeline.loading import load_training_data
 from pipeline.progress import Progress
 from pipeline.schema import TARGET
-from pipeline.scoring.artifact import load_artifact, save_artifact
+from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR, load_artifact, save_artifact
 from pipeline.scoring.registry import live_artifact, register_candidate
 from pipeline.training.calibrated_threshold import calibrated_threshold
 from pipeline.training.comparison import compare
@@ -229,12 +229,23 @@ def _threshold(config, truth, scores, drift: dict, say) -> dict:
     raise NotEnoughOutcomes(f"cannot choose a threshold: {choice['reason']} Record more outcomes, or add --data.")
 
 
+def _pinned_model(config) -> Path | None:
+    """The artifact directory the comparison must use instead of the registry's live version: --live-model, or a
+    $MODEL_DIR naming another directory than the committed default (which the service then serves; MODEL_DIR set to
+    the default still follows the registry, as ``service.config`` decides)."""
+    if config.live_model:
+        return Path(config.live_model)
+    named = os.environ.get("MODEL_DIR")
+    if named and Path(named).resolve() != DEFAULT_ARTIFACT_DIR.resolve():
+        return Path(named)
+    return None
+
+
 def _live(config, db, say) -> tuple[object, str | None]:
-    """The model to compare with: --live-model, else the one the service serves ($MODEL_DIR pins it, else the
-    registry's live version)."""
-    pinned = config.live_model or os.environ.get("MODEL_DIR")
+    """The model to compare with: the one the service serves (a pinned directory, else the registry's live one)."""
+    pinned = _pinned_model(config)
     try:
-        live = load_artifact(Path(pinned)) if pinned else live_artifact(db)
+        live = load_artifact(pinned) if pinned else live_artifact(db)
     except Exception as error:  # the comparison says why there is none; promotion then needs --force
         say(f"no live model to compare with: {error}")
         return None, f"{type(error).__name__}: {error}"
