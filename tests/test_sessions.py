@@ -275,3 +275,12 @@ def test_pages_work_with_authentication_off(artifact, make_app, migrated_databas
     page = browser.get("/report.html", headers=HTML)
     assert page.status_code == 200 and "Sign in" not in page.get_data(as_text=True)
     assert "Set-Cookie" not in page.headers
+
+
+def test_front_page_names_the_live_model_and_links_everywhere(browser, artifact):
+    """The front page needs no key: the live model's version and card summary, and links to every entry point."""
+    page = browser.get("/", headers=HTML).get_data(as_text=True)
+    assert f'<dd id="model-version">{artifact.version}</dd>' in page
+    assert f"search when the probability is at least {artifact.threshold:.3f}" in page
+    for href in ("/report.html", "/report", "/docs", "/openapi.json", "/health", "/sign-in"):
+        assert f'href="{href}"' in page
