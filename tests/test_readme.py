@@ -83,7 +83,8 @@ def test_the_tested_sections_hold_the_whole_journey():
     commands = readme_commands((ROOT / "README.md").read_text())
     for expected in ("make run", "make test", "make demo", ". .venv/bin/activate", "python -m pipeline.report",
                      "python -m pipeline.synthetic", "python -m pipeline.train", "python -m pipeline.evaluate",
-                     "MODEL_DIR=artifacts/retrained make run"):
+                     "MODEL_DIR=artifacts/retrained make run", "VERSION=$(python -m pipeline.registry import",
+                     "python -m pipeline.registry shadow"):
         assert any(command.startswith(expected) for command in commands), expected
     text = (ROOT / "README.md").read_text()
     for variable in SMALL:
