@@ -254,7 +254,8 @@ def test_start_up_log_says_whether_authentication_is_on(artifact, make_app, capl
     caplog.set_level("INFO", logger="service")
     make_app({"DATABASE_URL": "sqlite:///:memory:"}, model=artifact)
     line = next(r.getMessage() for r in caplog.records if "authentication is" in r.getMessage())
-    assert line.startswith("authentication is on: 5 active API key(s) (2 officer, 2 analyst, 1 admin), 1 revoked")
+    assert line.startswith("authentication is on: 6 active API key(s) (2 officer, 2 analyst, 1 admin, 1 monitor), "
+                           "1 revoked")
     caplog.clear()
     for name in ("API_KEYS", "API_KEYS_REVOKED", "SESSION_SECRET"):
         monkeypatch.delenv(name)
