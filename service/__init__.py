@@ -14,6 +14,7 @@ from service import auth, monitoring, pages, request_log, sessions
 from service import health as health_checks
 from service.config import MAX_JSON_DEPTH, ConfigError, load_config
 from service.errors import ApiError, register_error_handlers
+from service.keys import ROLES
 from service.report_views import report_blueprint
 from service.state import EXTENSION, ServiceState, current_state
 from service.views import api
@@ -63,7 +64,7 @@ def _auth_summary(settings: dict) -> str:
     if keyring is None:
         return "authentication is OFF (API_AUTH_DISABLED=local-development): every endpoint is open"
     active = keyring.active()
-    per_role = ", ".join(f"{sum(k.role == role for k in active)} {role}" for role in ("officer", "analyst", "admin"))
+    per_role = ", ".join(f"{sum(k.role == role for k in active)} {role}" for role in ROLES)
     return (f"authentication is on: {len(active)} active API key(s) ({per_role}), {len(keyring.revoked)} revoked; "
             f"browser sessions last {sessions.SESSION_LIFETIME.total_seconds() / 3600:g} h; trusting "
             f"{settings['TRUSTED_PROXY_HOPS']} proxy hop(s) for client address and HTTPS")

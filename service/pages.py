@@ -59,8 +59,11 @@ def _card_summary(card: dict) -> dict:
 
 @pages.get("/")
 def index():
-    """The front page: what the service is, the live model and its card, and where to go next."""
-    return render_template("index.html", card=_card_summary(current_state().model.card))
+    """The front page: what the service is, the live (and shadow) model and its card, and where to go next."""
+    models = current_state().models
+    live, shadow = models.current
+    return render_template("index.html", card=_card_summary(live.card), shadow=shadow.version if shadow else None,
+                           following=models.following)
 
 
 @pages.get("/docs")

@@ -19,7 +19,10 @@ import pytest
 from tests.gunicorn_process import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("## Quick start (fresh machine)", "## Training, evaluation and switching models")
+# Each is taken up to the next heading of any level: the subsections others add below "Training" (retraining from
+# the log, the registry's command reference) list commands with placeholders (VERSION, heroku ...), not steps.
+SECTIONS = ("## Quick start (fresh machine)", "### Then: demo data, the pages, the offline report",
+            "## Training, evaluation and switching models")
 # The README's own knobs for quick trials: the smallest sizes at which every step still does its real job.
 SMALL = {"DEMO_REQUESTS": "300", "TRAIN_ROWS": "250000", "HELD_OUT_ROWS": "40000"}
 SERVER = re.compile(r"^((?:[A-Z_]+=\S+\s+)*)make run$")
@@ -52,8 +55,8 @@ def readme_commands(text: str) -> list[str]:
     commands = []
     for section in SECTIONS:
         assert section in text, f"the README lost its section {section!r}"
-        body = text.split(section, 1)[1]
-        body = re.split(r"\n## ", body, maxsplit=1)[0]
+        body = text.split(section + "\n", 1)[1]
+        body = re.split(r"\n#{1,6} ", body, maxsplit=1)[0]
         for block in re.findall(r"```sh\n(.*?)```", body, re.S):
             for line in block.replace("\\\n", " ").splitlines():
                 command = re.sub(r"\s+#.*$", "", line).strip()
@@ -83,7 +86,8 @@ def test_the_tested_sections_hold_the_whole_journey():
     commands = readme_commands((ROOT / "README.md").read_text())
     for expected in ("make run", "make test", "make demo", ". .venv/bin/activate", "python -m pipeline.report",
                      "python -m pipeline.synthetic", "python -m pipeline.train", "python -m pipeline.evaluate",
-                     "MODEL_DIR=artifacts/retrained make run"):
+                     "MODEL_DIR=artifacts/retrained make run", "VERSION=$(python -m pipeline.registry import",
+                     "python -m pipeline.registry shadow"):
         assert any(command.startswith(expected) for command in commands), expected
     text = (ROOT / "README.md").read_text()
     for variable in SMALL:

@@ -254,7 +254,8 @@ def test_start_up_log_says_whether_authentication_is_on(artifact, make_app, capl
     caplog.set_level("INFO", logger="service")
     make_app({"DATABASE_URL": "sqlite:///:memory:"}, model=artifact)
     line = next(r.getMessage() for r in caplog.records if "authentication is" in r.getMessage())
-    assert line.startswith("authentication is on: 5 active API key(s) (2 officer, 2 analyst, 1 admin), 1 revoked")
+    assert line.startswith("authentication is on: 6 active API key(s) (2 officer, 2 analyst, 1 admin, 1 monitor), "
+                           "1 revoked")
     caplog.clear()
     for name in ("API_KEYS", "API_KEYS_REVOKED", "SESSION_SECRET"):
         monkeypatch.delenv(name)
@@ -275,3 +276,12 @@ def test_pages_work_with_authentication_off(artifact, make_app, migrated_databas
     page = browser.get("/report.html", headers=HTML)
     assert page.status_code == 200 and "Sign in" not in page.get_data(as_text=True)
     assert "Set-Cookie" not in page.headers
+
+
+def test_front_page_names_the_live_model_and_links_everywhere(browser, artifact):
+    """The front page needs no key: the live model's version and card summary, and links to every entry point."""
+    page = browser.get("/", headers=HTML).get_data(as_text=True)
+    assert f'<dd id="model-version">{artifact.version}</dd>' in page
+    assert f"search when the probability is at least {artifact.threshold:.3f}" in page
+    for href in ("/report.html", "/report", "/docs", "/openapi.json", "/health", "/sign-in"):
+        assert f'href="{href}"' in page
