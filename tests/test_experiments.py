@@ -15,6 +15,7 @@ from sklearn.exceptions import NotFittedError
 
 from pipeline.experiments.__main__ import main as experiments_main
 from pipeline.experiments.measure import dry_run_unsuspected
+from pipeline.experiments.merge import merge
 from pipeline.experiments.run import choose_default
 from pipeline.experiments.thresholds import shift_scores
 from pipeline.experiments.variants import sac_split
@@ -231,3 +232,24 @@ def test_experiments_cli_writes_the_comparison(tmp_path):
     assert "officers' own searches" in text and "Default by the table" in text
     assert (out / "tradeoff_fair_threshold.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "tradeoff_department_thresholds.png").is_file()
+
+
+def test_merge_adds_a_later_variant_only_when_the_runs_are_comparable():
+    """A second run's rows join the first when file, split and baseline figures agree; the default is re-chosen."""
+    def run(*names, recall=0.74):
+        table = [dict(_row(name, 0.53, recall if name != "baseline" else 0.74, 0.75, 0), threshold=0.3,
+                      real_unsuspected={}, recommended=10) for name in names]
+        return {"table": table, "officers": {"breaks": {"clear": 1}}, "details": {},
+                "data": {"sha256": "abc", "rows": {"train": 10}, "command": "x", "wall_seconds": 1, "peak_rss": 1}}
+
+    merged = merge(run("baseline", "tuned"), run("baseline", "shrinkage", recall=0.76))
+    assert [r["variant"] for r in merged["table"]] == ["baseline", "tuned", "shrinkage"]
+    assert merged["default"]["variant"] == "shrinkage" and len(merged["merged_runs"]) == 2
+    other = run("baseline", "shrinkage")
+    other["table"][0]["precision"] = {"value": 0.6}
+    with pytest.raises(ValueError, match="baseline rows differ"):
+        merge(run("baseline"), other)
+    other = run("baseline", "shrinkage")
+    other["data"]["sha256"] = "def"
+    with pytest.raises(ValueError, match="same file"):
+        merge(run("baseline"), other)
