@@ -146,6 +146,14 @@ def migrated_database_url(backend, tmp_path, request) -> str:
     return stack.enter_context(throwaway_postgres(request.getfixturevalue("postgres_admin_url"), template=template))
 
 
+@pytest.fixture
+def plain_db(migrated_database_url):
+    """A plain (unpooled) peewee database on the test's migrated database: what the CLIs and tools use."""
+    db = database_from_url(migrated_database_url)
+    yield db
+    db.close()
+
+
 @pytest.fixture(scope="session")
 def artifact():
     """The committed model artifact, loaded once per session."""

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from models import ModelStatusChange, ModelVersion, database_from_url
+from models import ModelStatusChange, ModelVersion
 from pipeline.scoring import registry
 from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR, ArtifactError, read_card
 from pipeline.scoring.registry_cli import main as cli
@@ -19,11 +19,9 @@ DEFAULT_VERSION = read_card(DEFAULT_ARTIFACT_DIR)["version"]
 
 
 @pytest.fixture
-def db(migrated_database_url):
-    """A plain peewee database on a freshly migrated database of this backend."""
-    database = database_from_url(migrated_database_url)
-    yield database
-    database.close()
+def db(plain_db):
+    """conftest's ``plain_db``: a plain peewee database on a freshly migrated database of this backend."""
+    return plain_db
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from models import Prediction, database, database_from_url
+from models import Prediction, database
 from pipeline.scoring import registry
 from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR, read_card
 from pipeline.scoring.follow import POLL_INTERVAL_S
@@ -21,14 +21,6 @@ from tests.gunicorn_process import GunicornProcess
 
 DEFAULT_VERSION = read_card(DEFAULT_ARTIFACT_DIR)["version"]
 SWITCH_BOUND_S = 10.0  # the issue's bound for every worker to serve a new version
-
-
-@pytest.fixture
-def plain_db(migrated_database_url):
-    """A second, plain connection to the app's database: what the registry CLI would use."""
-    db = database_from_url(migrated_database_url)
-    yield db
-    db.close()
 
 
 @pytest.fixture

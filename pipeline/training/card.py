@@ -41,6 +41,14 @@ def _packages() -> dict:
     return dict(versions, python=platform.python_version())
 
 
+def provenance(features) -> dict:
+    """What every card says of the code and inputs behind a model: packages, commit, fields and features."""
+    return {"packages": _packages(), "code": code_commit(), "input_fields": list(OBSERVATION_FIELDS),
+            "protected_fields": list(PROTECTED_FIELDS),
+            "feature_names": [str(n) for n in features.get_feature_names_out()],
+            "categorical_features": features.categorical_features()}
+
+
 def code_commit() -> dict:
     """The git commit of the code that trained the model, and whether the loaded pipeline modules differ from it."""
     root = Path(__file__).resolve().parents[2]
@@ -92,12 +100,7 @@ def build_card(config, *, loaded, parts, model, description, family, comparison,
             "base_rate": {"train": float(train[TARGET].mean()), "validation": float(validation[TARGET].mean()),
                           "test": float(test[TARGET].mean())},
         },
-        "packages": _packages(),
-        "code": code_commit(),
-        "input_fields": list(OBSERVATION_FIELDS),
-        "protected_fields": list(PROTECTED_FIELDS),
-        "feature_names": [str(n) for n in features.get_feature_names_out()],
-        "categorical_features": features.categorical_features(),
+        **provenance(features),
         "model": {"family": family, **description},
         "model_comparison": {"method": f"{config.cv_folds}-fold TimeSeriesSplit on the training rows, ROC AUC; "
                                        "the highest mean AUC wins", "results": comparison},

@@ -8,9 +8,9 @@ import pandas as pd
 
 from pipeline.evaluation import population
 from pipeline.evaluation.summary import fairness, quality
-from pipeline.schema import OBSERVATION_FIELDS, PROTECTED_FIELDS, TARGET
+from pipeline.schema import TARGET
 from pipeline.scoring.contributions import training_reference
-from pipeline.training.card import POPULATION_FIELDS, SYNTHETIC_NOTICE, _packages, code_commit, is_synthetic
+from pipeline.training.card import POPULATION_FIELDS, SYNTHETIC_NOTICE, is_synthetic, provenance
 from pipeline.training.log_model import FAMILY
 
 
@@ -66,12 +66,7 @@ def build_log_card(config, log, file_loaded, parts, model, choice, comparison, w
             "file_weighting": weighting,
             "base_rate": {"fitted": float(fitted[TARGET].mean()), "held_out": float(held_out[TARGET].mean())},
         },
-        "packages": _packages(),
-        "code": code_commit(),
-        "input_fields": list(OBSERVATION_FIELDS),
-        "protected_fields": list(PROTECTED_FIELDS),
-        "feature_names": [str(n) for n in features.get_feature_names_out()],
-        "categorical_features": features.categorical_features(),
+        **provenance(features),
         "model": {"family": FAMILY, "class": "LogisticRegression", "C": config.C,
                   "features": {key: value for key, value in features.get_params().items()
                                if isinstance(value, (int, float, str, bool, tuple, type(None)))},
