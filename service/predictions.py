@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from functools import lru_cache
 
@@ -47,9 +47,11 @@ class Decision:
     model_version: str
     contraband_found: bool | None
     reasons: dict | None = None
-    replayed: bool = False  # answered from the log for a retried id, not decided now
-    shadow_version: str | None = None  # of a new decision scored by a shadow model too (never returned to clients)
-    shadow_should_search: bool | None = None
+    # For the metrics only, not part of the answer (so not compared): answered from the log for a retried id; the
+    # shadow model's version and answer when one scored a new decision (never returned to clients).
+    replayed: bool = field(default=False, compare=False)
+    shadow_version: str | None = field(default=None, compare=False)
+    shadow_should_search: bool | None = field(default=None, compare=False)
 
     @classmethod
     def from_row(cls, row: Prediction) -> "Decision":
