@@ -125,7 +125,8 @@ _REASON = _object(["field", "feature", "value", "effect", "sentence", "protected
     "effect": {**_NUMBER, "description": "change in log-odds against the reference (the average training record)"},
     "sentence": {"type": "string", "description": "the reason in words, from the data dictionary's code meanings"},
     "protected": {"type": "boolean", "description": "true only for a model variant that uses a protected "
-                                                    "attribute; the sentence then says so"}})
+                                                    "attribute or the officer id (the default model uses "
+                                                    "neither); the sentence then says so"}})
 _REASONS = {**_object(["reference", "raising", "lowering"], {
     "reference": _object(["log_odds", "probability", "description"], {
         "log_odds": _NUMBER, "probability": {"type": "number", "minimum": 0, "maximum": 1},

@@ -17,7 +17,7 @@ from pipeline.schema import FIELDS, PROTECTED_FIELDS, TARGET, clean_frame, recor
 from pipeline.scoring.artifact import FAST_TOLERANCE, Artifact, ArtifactError, check_explainer
 from pipeline.scoring.contributions import contributions, feature_field, training_reference
 from pipeline.scoring.fast_linear import build_scorer, probe_records
-from pipeline.scoring.reasons import TOP, shown_number
+from pipeline.scoring.reasons import TOP, reason, shown_number
 from pipeline.scoring.sentences import MISSING, OTHER, sentence
 from pipeline.synthetic import generate as synthetic
 from pipeline.training.cli import PROTECTED_CHOICES
@@ -268,3 +268,39 @@ def test_a_card_without_a_training_average_states_the_intercept_as_reference(art
     assert bare.explainer.reference["log_odds"] == artifact.scorer.intercept
     assert "intercept" in bare.explainer.reference["description"]
     _assert_additive(bare, dry_run_records[:20])
+
+
+@pytest.mark.parametrize("include_officer", [False, True])
+def test_shrunk_models_reasons_add_up_and_equal_sklearn_per_field(include_officer, dry_run_records):
+    """A model retrained from the log (shrinkage encodings): a shrunk field's effect is its code column's and its
+    "<field>:log_odds" column's together, against sklearn's; the officer id, when a variant uses it, says so."""
+    from pipeline.training.log_model import build_log_model
+    from tests.test_shrinkage import random_records
+    frame, labels = random_records(1500)
+    pipeline = build_log_model(include_officer=include_officer).fit(frame, labels)
+    model = Artifact(pipeline=pipeline, card={"version": "log", "threshold": 0.5,
+                                              "reasons": training_reference(pipeline, frame)},
+                     scorer=build_scorer(pipeline))
+    records, _ = random_records(300, seed=9)
+    records = [dict(zip(row.index, row.values)) for _, row in records.drop(columns=[TARGET]).iterrows()]
+    records = [{k: (None if v is None or v != v else v) for k, v in r.items()} | {
+        "InterventionDateTime": r["InterventionDateTime"].to_pydatetime(), "SubjectAge": int(r["SubjectAge"])}
+        for r in records] + dry_run_records
+    _assert_additive(model, records)
+    base, table = contributions(pipeline, records_to_frame(records))
+    means = pd.Series(model.card["reasons"]["feature_means"])
+    from pipeline.transform.shrinkage import SUFFIX
+    by_field = (table - means[table.columns]).T.groupby(lambda feature: feature.removesuffix(SUFFIX)).sum().T
+    officer_effects = []
+    for i, record in enumerate(records):
+        for effect, feature, value in model.explainer.explain(record):
+            assert abs(effect - by_field.iloc[i][feature]) <= FAST_TOLERANCE, (feature, record)
+            if feature == OFFICER:
+                officer_effects.append((feature, value, effect))
+    assert bool(officer_effects) is include_officer
+    # the officer's effects are small in these data, so the answer's reason is built for them directly
+    for feature, value, effect in officer_effects:
+        item = reason(feature, value, effect if effect else 1e-3)
+        assert item["field"] == OFFICER and item["protected"] is True
+        assert item["sentence"].startswith("Reporting officer ")
+        assert item["sentence"].endswith("this model variant uses the officer id.")

@@ -20,7 +20,7 @@ from pipeline.schema import FIELD_BY_NAME
 from pipeline.scoring.contributions import feature_field, tree_node_values
 from pipeline.scoring.fast_features import NAN, label_of, numeric_values, sigmoid
 from pipeline.scoring.fast_trees import tree_columns
-from pipeline.scoring.sentences import DAYS, MISSING, MONTHS, OTHER, sentence
+from pipeline.scoring.sentences import DAYS, FLAGGED_FIELDS, MISSING, MONTHS, OTHER, sentence
 from pipeline.transform.features import AGE_FIELD, BOOL_FIELDS
 from pipeline.transform.shrinkage import SUFFIX as SHRUNK_SUFFIX
 
@@ -56,7 +56,7 @@ def reason(feature: str, value, effect: float) -> dict:
     field = feature_field(feature)
     return {"field": field, "feature": feature, "value": value, "effect": effect,
             "sentence": sentence(field, feature, value, effect),
-            "protected": FIELD_BY_NAME[field].protected}
+            "protected": field in FLAGGED_FIELDS}
 
 
 def _reference(card: dict, base: float, features: list[str]) -> tuple[dict, dict]:

@@ -42,7 +42,10 @@ CODE_PHRASES = {
 # What a protected attribute is called in the plain statement that the model uses it.
 PROTECTED_NAMES = {"SubjectRaceCode": "Race", "SubjectEthnicityCode": "Ethnicity", "SubjectSexCode": "Sex",
                    "SubjectAge": "Age"}
-FIELD_NAMES = {"Department Name": "Department", "StatuteReason": "Stop reason",
+OFFICER_FIELD = "ReportingOfficerIdentificationID"
+# Fields the default model leaves out on purpose: a reason naming one says that this model variant uses it.
+FLAGGED_FIELDS = frozenset(name for name in PROTECTED_NAMES) | {OFFICER_FIELD}
+FIELD_NAMES = {"Department Name": "Department", "StatuteReason": "Stop reason", OFFICER_FIELD: "Reporting officer",
                "InterventionLocationName": "Stop location", "SearchAuthorizationCode": "Search authority",
                "InterventionReasonCode": "Reason for the stop", "SubjectRaceCode": "Subject's race",
                "SubjectEthnicityCode": "Subject's ethnicity", "SubjectSexCode": "Subject's sex"}
@@ -109,4 +112,7 @@ def sentence(field: str, feature: str, value, effect: float) -> str:
     if FIELD_BY_NAME[field].protected:
         text += (f" {PROTECTED_NAMES[field]} is a protected attribute: this model variant uses it as a feature, "
                  "which the default model does not.")
+    elif field == OFFICER_FIELD:
+        text += (" The officer who reports the stop is not a feature of the default model: this model variant "
+                 "uses the officer id.")
     return text
