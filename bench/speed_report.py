@@ -85,12 +85,13 @@ def _mark(ok: bool) -> str:
 def http_table(e2e: dict) -> list[str]:
     """Req/s, p50, p99 of the median round per app and connection count, the ratio, and the targets."""
     lines = [f"{'':<30}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-200':>9}{'errors':>8}"
-             f"{'spread':>8}"]
+             f"{'spread':>8}{'CPU µs':>8}"]
     for conns, pair in e2e["by_connections"].items():
         for key, name in (("minimal", "minimal Flask JSON endpoint"), ("service", "/should_search (Postgres)")):
             r = pair[key]
             lines.append(f"{name:<30}{conns:>6}{r['rps']:>10.1f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
-                         f"{r['other_statuses']:>9}{r['socket_errors']:>8}{r['rps_spread']:>8.0%}")
+                         f"{r['other_statuses']:>9}{r['socket_errors']:>8}{r['rps_spread']:>8.0%}"
+                         f"{r.get('worker_cpu_us_median') or 0:>8.0f}")
         target = TARGET_RATIO_BY_CONNECTIONS.get(conns)
         lines.append(f"{'  ratio service/minimal':<36}{pair['ratio']:>10.1%}" + (
             f"  (target >= {target:.0%}: {_mark(pair['ratio'] >= target)})" if target else ""))
@@ -110,7 +111,8 @@ def http_table(e2e: dict) -> list[str]:
         lines.append(f"service at {conns} connections: {share:.0%} of the req/s at 8, {s['other_statuses']} non-200, "
                      f"{s['socket_errors']} errors (target >= {TARGET_HIGH_OF_8:.0%}, none: "
                      f"{_mark(share >= TARGET_HIGH_OF_8 and clean)})")
-    lines.append("spread = (max - min) / median req/s over the rounds; the row shows the median round")
+    lines.append("spread = (max - min) / median req/s over the rounds; the row shows the median round; CPU µs = the "
+                 "gunicorn workers' user+system CPU per response, median over the rounds (Postgres's not included)")
     lines.append(MARK_LEGEND)
     return lines
 
