@@ -224,6 +224,7 @@ def _header(result: dict, gunicorn_text: str) -> list[str]:
             f"{m['nproc']} CPUs, load average before {m['load_average_before'][0]:.2f}",
             f"{gunicorn_text}; client {load['client']}, {load['rounds']} rounds x {load['seconds']:g} s, "
             f"{'Connection: close, ' if load['close'] else ''}API key {'sent' if load['api_key'] else 'none'}"
+            f"{'' if load.get('shadow') is None else ', shadow version ' + ('on' if load['shadow'] else 'off')}"
             f"{', DIAGNOSTIC synchronous_commit=off for the servers' if load.get('synchronous_commit_off') else ''}"]
 
 
