@@ -45,6 +45,8 @@ control_socket_disable = True
 # No gunicorn access log: its lines carry the raw request line (path and query string, which may hold personal
 # data) and would duplicate the app's own request log, one JSON line per request on stdout (service/request_log.py).
 accesslog = None
+# ... and not even built: with a logconfig_dict gunicorn formats each request's access atoms for its null handler.
+logger_class = "service.gunicorn_worker.NoAccessLogger"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 

@@ -119,13 +119,30 @@ def throwaway_postgres(admin_url: str, keep: bool = False):
         admin.close()
 
 
+_RUNNING: dict[int, GunicornProcess] = {}
+
+
+def workers_cpu_s(port: int) -> float:
+    """User + system CPU seconds used so far by the current workers of the gunicorn serving on port."""
+    total = 0
+    for pid in _RUNNING[port].workers():
+        with contextlib.suppress(OSError):  # a worker replaced meanwhile
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def gunicorn(app_spec: str, database_url: str, settings: GunicornSettings, log_path: Path,
              api_key: ApiKey | None = None):
     """Serve app_spec with gunicorn.conf.py (plus settings' flags) on a free loopback port; yields the port."""
     env = {"API_KEYS": api_key.entry} if api_key is not None else {}
     with GunicornProcess(database_url, log_path, env=env, flags=settings.flags(), app=app_spec) as server:
-        yield server.port
+        _RUNNING[server.port] = server
+        try:
+            yield server.port
+        finally:
+            del _RUNNING[server.port]
 
 
 def check_rows(database_url: str, ok_ids: list[str], cut_off_limit: int) -> tuple[bool, str]:

@@ -26,6 +26,9 @@ class LoadResult:
     other_statuses: int
     socket_errors: int
     ok_ids: list[str] = field(default_factory=list)
+    # CPU seconds the server's gunicorn workers used during the run, per response (µs): the cost of a request that
+    # the machine's other load changes far less than req/s (it is what a cut must lower; issue 15).
+    worker_cpu_us: float | None = None
 
     @property
     def rps(self) -> float:

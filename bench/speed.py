@@ -1,6 +1,7 @@
 """Speed of /should_search (issue 6): end to end against a minimal Flask app, the model step, the insert, gunicorn.
 
-  python -m bench.speed run                    # the full run (~3.5 min): HTTP at 1 and 8 connections, model, insert
+  python -m bench.speed run                    # the full run (~7 min): HTTP at 1, 8, 64, 256 connections, model,
+                                               # insert; everything on (key, request log, metrics, shadow, reasons)
   python -m bench.speed gunicorn               # the worker class / count study at 8 connections (~6 min)
   python -m bench.speed compare OLD.json [NEW.json]   # deltas between two result files
 
@@ -89,14 +90,15 @@ def _parser() -> argparse.ArgumentParser:
                               description="Interleaved minimal/service rounds (median round reported) at each "
                                           "connection count, then the model step and the insert alone.")
     _common(run, seconds=8, rounds=5)
-    run.add_argument("--connections", default="1,8", help="comma-separated connection counts, 1-64 (default 1,8)")
+    run.add_argument("--connections", default="1,8,64,256",
+                     help="comma-separated connection counts, 1-256 (default 1,8,64,256)")
     run.add_argument("--gunicorn", type=_settings, default=GunicornSettings(), metavar="CLASS:WORKERS[:THREADS]",
                      help="override gunicorn.conf.py for BOTH apps, e.g. gthread:2:4 (default: the file as is)")
     run.add_argument("--model-seconds", type=float, default=2.0, help="minimum seconds per model path (default 2)")
     run.add_argument("--inserts", type=int, default=900, help="inserts per write path, 3-100000 (default 900)")
-    run.add_argument("--shadow", action="store_true",
-                     help="a shadow version scores every request beside the live one (issue 10), as in production "
-                          "while a candidate is watched")
+    run.add_argument("--no-shadow", dest="shadow", action="store_false",
+                     help="no shadow version (by default one scores every request beside the live one, issue 10, as "
+                          "in production while a candidate is watched: the run has everything on)")
     run.add_argument("--skip", action="append", choices=["http", "model", "insert"], default=[],
                      help="leave a part out (repeatable)")
     study = commands.add_parser("gunicorn", help="the service and the minimal app under several gunicorn settings",
@@ -185,9 +187,9 @@ def _http(args, url: str, api_key, settings: dict, work_dir: Path) -> dict:
 def run(args, parser) -> int:
     """The full run: HTTP, model step, insert; JSON and summary."""
     _check(args, parser)
-    if not all(c.isdigit() and 1 <= int(c) <= 64 for c in args.connections.split(",")) or \
+    if not all(c.isdigit() and 1 <= int(c) <= 256 for c in args.connections.split(",")) or \
             not 3 <= args.inserts <= 100000:
-        parser.error("--connections: comma-separated 1-64; --inserts: 3-100000")
+        parser.error("--connections: comma-separated 1-256; --inserts: 3-100000")
     from bench.speed_micro import insert_step, model_step  # imports the service and the model: after arg checks
 
     api_key = officer_key()
@@ -222,6 +224,7 @@ def _header(result: dict, gunicorn_text: str) -> list[str]:
             f"{m['nproc']} CPUs, load average before {m['load_average_before'][0]:.2f}",
             f"{gunicorn_text}; client {load['client']}, {load['rounds']} rounds x {load['seconds']:g} s, "
             f"{'Connection: close, ' if load['close'] else ''}API key {'sent' if load['api_key'] else 'none'}"
+            f"{'' if load.get('shadow') is None else ', shadow version ' + ('on' if load['shadow'] else 'off')}"
             f"{', DIAGNOSTIC synchronous_commit=off for the servers' if load.get('synchronous_commit_off') else ''}"]
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from bench.servers import ApiKey, GunicornSettings, gunicorn, log
+from bench.servers import ApiKey, GunicornSettings, gunicorn, log, workers_cpu_s
 from bench.service_load import LoadResult, run_python, run_wrk
 
 
@@ -68,8 +68,11 @@ class Rounds:
     def _one(self, key: str, connections: int, seconds: float | None = None) -> LoadResult:
         self.runs += 1
         load = self.load if seconds is None else Load(self.load.client, seconds, self.load.headers)
+        cpu_before = workers_cpu_s(self.ports[key])
         result = load.drive(self.ports[key], connections, self.observations, f"r{self.runs}",
                             self.work_dir)
+        cpu = workers_cpu_s(self.ports[key]) - cpu_before
+        result = replace(result, worker_cpu_us=cpu / result.responses * 1e6 if result.responses else None)
         self.ok_ids[key] += result.ok_ids
         return result
 
@@ -95,7 +98,8 @@ class Rounds:
                     result = self._one(key, connections)
                     log(f"  round {r + 1}/{rounds} {key:<28} c={connections}: {result.rps:8.1f} req/s, "
                         f"p50 {result.p50_ms:6.2f} ms, p99 {result.p99_ms:7.2f} ms, "
-                        f"non-200 {result.other_statuses}, errors {result.socket_errors}")
+                        f"non-200 {result.other_statuses}, errors {result.socket_errors}, "
+                        f"worker CPU {result.worker_cpu_us or 0:6.0f} µs/req")
                     results[key].append(result)
         return results
 
@@ -104,7 +108,9 @@ def median_round(results: list[LoadResult]) -> dict:
     """The round with the median req/s (its own p50 and p99), plus every round for the record."""
     ordered = sorted(results, key=lambda r: r.rps)
     middle = ordered[(len(ordered) - 1) // 2]
+    cpu = [r.worker_cpu_us for r in results if r.worker_cpu_us is not None]
     return {**result_dict(middle), "rps_rounds": [r.rps for r in results],
+            "worker_cpu_us_median": statistics.median(cpu) if cpu else None,
             "rps_spread": (max(r.rps for r in results) - min(r.rps for r in results)) / statistics.median(
                 [r.rps for r in results]) if middle.rps else None,
             "rounds": [result_dict(r) for r in results]}

@@ -41,6 +41,17 @@ class SessionCookies(SecureCookieSessionInterface):
         """Secure when configured (on a dyno) or when this request is HTTPS (X-Forwarded-Proto via ProxyFix)."""
         return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
 
+    def open_session(self, app: Flask, request):
+        """Flask's, but a request with no session cookie (every API call) gets its empty session at once.
+
+        Flask builds the signing serializer (itsdangerous, hashlib) before it looks for the cookie: ~4% of a
+        /should_search's CPU in issue 15's profile (bench/README.md). The answer is the same: no secret, no session;
+        no cookie, an empty one.
+        """
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
 
 def configure(app: Flask, secret: str | None, on_dyno: bool) -> None:
     """Cookie settings of the app; without a secret (authentication off) Flask keeps no session at all."""
