@@ -102,12 +102,32 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...: retry COMMAND every 0.5
     done
 }
 
+# A port the container's gunicorn can listen on with --network host: below the kernel's ephemeral range (which any
+# outgoing connection, of the test suite or Postgres clients, may take at any moment), and free when checked.
+free_listen_port() {
+    python3 - <<'PY'
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for port in random.sample(range(20000, min(low, 32768)), 200):
+    with socket.socket() as probe:
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            continue
+    print(port)
+    break
+else:
+    raise SystemExit(1)
+PY
+}
+
 health_status() { [[ $("$DOCKER" inspect -f '{{.State.Health.Status}}' "$CONTAINER") == "$1" ]]; }
 
 checks() {
     DATABASE=ctrp3_docker_test_$$
     psql "$TEST_POSTGRES_URL" -qc "CREATE DATABASE $DATABASE" >/dev/null || fail "cannot create a database at $TEST_POSTGRES_URL"
-    local url=${TEST_POSTGRES_URL%/*}/$DATABASE port=$((20000 + $$ % 20000))
+    local url=${TEST_POSTGRES_URL%/*}/$DATABASE port
+    port=$(free_listen_port) || fail "no free TCP port below the ephemeral range for the container"
 
     run_in_image -e DATABASE_URL="$url" "$IMAGE" python -m migrations >/dev/null || fail "release command failed"
     say "ok: release command (python -m migrations) applied the migrations"
