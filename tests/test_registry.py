@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import threading
+import time
 
 import pytest
 
-from models import ModelStatusChange, ModelVersion
+from models import ModelStatusChange, ModelVersion, database_from_url
 from pipeline.scoring import registry
 from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR, ArtifactError, read_card
 from pipeline.scoring.registry_cli import main as cli
@@ -222,3 +224,24 @@ def test_command_line_exit_codes(migrated_database_url, candidate, capsys):
     assert cli([*url, "shadow"]) == 1
     assert cli([*url, "show", "nope"]) == 1
     assert "no model version 'nope'" in capsys.readouterr().err
+
+
+def test_bindings_of_two_threads_never_mix(tmp_path):
+    """A polling thread and another caller binding the registry at once: each block sees its own database, and the
+    tables end bound as before (unlocked, bind_ctx's restores interleave and leave a stale binding)."""
+    databases = [database_from_url(f"sqlite:///{tmp_path / f'{name}.sqlite3'}") for name in ("a", "b")]
+    before, wrong = registry.ModelVersion._meta.database, []
+
+    def bind_repeatedly(db):
+        for _ in range(100):
+            with registry.using(db):
+                time.sleep(0.0005)  # a query's worth of time, in which the other thread would rebind
+                if registry.ModelVersion._meta.database is not db:
+                    wrong.append(db)
+
+    threads = [threading.Thread(target=bind_repeatedly, args=(db,)) for db in databases]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == [] and registry.ModelVersion._meta.database is before

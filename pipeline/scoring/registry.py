@@ -12,6 +12,7 @@ import getpass
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,20 +47,28 @@ class PromotionRefused(RegistryError):
     """The candidate's card does not show it at least as good as the live model; --force --reason overrides."""
 
 
+# peewee binds a model class to one database for every thread at once, and bind_ctx restores the previous binding
+# on exit: two threads binding at once (a worker's polling thread on its own connection, and a request or a CLI on
+# another) could restore each other's binding and leave the tables bound to a stale database. One lock, held for
+# the whole block (reentrant: registry functions nest), keeps every binding and its restore together.
+_BINDING = threading.RLock()
+
+
 @contextlib.contextmanager
 def using(database):
     """Bind the registry's models to ``database`` and hold a connection (the caller's, or one opened here)."""
     real = database.obj if isinstance(database, DatabaseProxy) else database
     binding = contextlib.nullcontext() if isinstance(database, DatabaseProxy) else database.bind_ctx(TABLES)
-    opened = real.is_closed()
-    if opened:
-        real.connect()
-    try:
-        with binding:
-            yield real
-    finally:
+    with _BINDING:
+        opened = real.is_closed()
         if opened:
-            real.close()
+            real.connect()
+        try:
+            with binding:
+                yield real
+        finally:
+            if opened:
+                real.close()
 
 
 def _write(real):
