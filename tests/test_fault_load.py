@@ -101,7 +101,7 @@ def _kind(call: Call, timeline: dict) -> str:
         return "503"
     if call.status is None:
         # In flight at the kill: sent before it returned, failed after it began. No bound on how soon after: a
-        # loaded machine may notice the reset late, and one request per killed worker is asserted below instead.
+        # loaded machine may notice the reset late, and at most one per client is asserted below instead.
         if call.sent <= timeline["worker_killed"] and call.answered >= timeline["worker_kill"]:
             return "dropped_by_worker_kill"
         if call.answered >= timeline["sigterm"] and "refused" in call.error.lower():
@@ -226,8 +226,9 @@ def test_no_accepted_request_is_lost_under_database_crash_and_kills(fault_cluste
     assert not bad_retries, f"retries that did not land exactly once: {bad_retries[:10]}\n{log}"
     assert not after_quiet_restart, f"stale pooled connections after a quiet restart: {after_quiet_restart}\n{log}"
     assert figures["recovery_s"] is not None, f"no 200 within {RECOVERY_BOUND_S} s of Postgres returning\n{log}"
-    killed = 1  # _run_faults SIGKILLs one worker
-    assert kinds.count("dropped_by_worker_kill") <= killed, "a sync worker holds one request; the kill dropped more"
+    # _run_faults SIGKILLs one worker. A BufferingWorker (gunicorn.conf.py) holds the request it serves plus those it
+    # has accepted and is reading or holding whole: at most one per client, each retried above and landed once.
+    assert kinds.count("dropped_by_worker_kill") <= CLIENTS, "the kill dropped more connections than there are clients"
     before, after = figures["workers_before_kill"], figures["workers_after_kill"]
     assert before[0] not in after and len(after) == 2, f"the killed worker was not replaced: {before} -> {after}"
     assert figures["master_exit_s"] < EXIT_BOUND_S, f"master exit took {figures['master_exit_s']:.1f} s\n{log}"
