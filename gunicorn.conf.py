@@ -1,4 +1,4 @@
-"""gunicorn settings for Heroku, Docker and `make run`: $PORT, WEB_CONCURRENCY sync workers, model loaded once."""
+"""gunicorn settings for Heroku, Docker and `make run`: $PORT, WEB_CONCURRENCY buffering workers, model loaded once."""
 import os
 import tempfile
 
@@ -11,7 +11,9 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 #   gthread, 3 workers x 4   1411 req/s  p50 5.2 ms  p99 14.7 ms  (36.1%; p99 31-35 ms in 2 of 5 rounds)
 # A third sync worker buys nothing on 2 cores; gthread's ~10% is within the rounds' spread and would have threads
 # share one model and one connection pool. So: one worker per core, sync, one request (and one pooled database
-# connection) per process at a time. Heroku sets WEB_CONCURRENCY per dyno size.
+# connection) per process at a time. Heroku sets WEB_CONCURRENCY per dyno size. Re-measured with the buffering worker
+# below and everything on (issue 15: 2, 3, 4, 6 workers, bench/README.md "Everything on, profiled"): no count stood
+# out, so 2 stays.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # The sync worker's model (one request per process at a time), with the request read first by a non-blocking loop:
 # a client trickling its headers or body costs a socket, not a worker, and is answered 408 after 5 s
