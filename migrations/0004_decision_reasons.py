@@ -11,9 +11,11 @@ An earlier form of this migration, named 0004_reasons, added only ``reasons``; a
 ``leading_reason`` from this one (each column is added only when missing). ``python -m migrations --status`` then
 lists 0004_reasons as recorded but not shipped, which is expected.
 
-The card of artifacts/default gained its ``reasons`` section (the average training record); its pipeline bytes did
-not change. A registry row of key id "shipped" verifies only while its card equals the shipped file byte for byte,
-so the row that migration 0002 registered from the older card gets the current card (same version, same bytes).
+The card of the then shipped default (logreg-20261128T180734Z-883f71c4) gained its ``reasons`` section (the average
+training record); its pipeline bytes did not change. A registry row of key id "shipped" verifies only while its card
+equals the shipped file byte for byte, so the row that migration 0002 registered from the older card gets the
+current card (same version, same bytes). That model is no longer the default (migration 0005): its files, which
+this migration reads, are kept in artifacts/retired/ under its version.
 The model below is a FROZEN copy of the columns this migration touches.
 """
 import hashlib
@@ -22,7 +24,7 @@ from pathlib import Path
 
 from peewee import AutoField, CharField, Model, TextField
 
-SHIPPED = Path(__file__).resolve().parent.parent / "artifacts" / "default"
+SHIPPED = Path(__file__).resolve().parent.parent / "artifacts" / "retired" / "logreg-20261128T180734Z-883f71c4"
 
 
 class ModelVersion(Model):

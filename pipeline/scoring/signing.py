@@ -13,6 +13,8 @@ development key do not verify there, because it is never in a configured keyring
 
 The shipped default model (artifacts/default) is registered by migration 0002 under the key id ``shipped``: such a
 row verifies only when its bytes and card equal the files shipped with this code, byte for byte, so it needs no key.
+A former shipped default keeps its files under artifacts/retired/<version>, so a database that served it (or may
+roll back to it) still verifies it after the code ships another default (migration 0005).
 """
 from __future__ import annotations
 
@@ -34,6 +36,8 @@ ENV_VAR = "MODEL_SIGNING_KEYS"
 KEY_ID = re.compile(r"[a-z0-9-]{3,32}")
 SECRET_HEX = re.compile(r"(?:[0-9a-f]{2}){32,64}")
 SHIPPED_KEY_ID = "shipped"
+# A version names a directory under artifacts/retired only if it is a plain name: no path separator, no leading dot.
+SAFE_VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 DEV_KEY_ID = "dev"
 # Public on purpose: local development only, never accepted where MODEL_SIGNING_KEYS is set or on a dyno.
 _DEV_SECRET = hashlib.sha256(b"ctrp3 local development model signing key: public, protects nothing").digest()
@@ -135,9 +139,9 @@ def new_key_entry(key_id: str | None = None) -> str:
     return f"{key_id}:{secrets.token_hex(32)}"
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=8)
 def _shipped_digests(directory: Path) -> tuple[str, str, str]:
-    """(version, sha256 of model.joblib, sha256 of model_card.json) of the default model shipped with the code."""
+    """(version, sha256 of model.joblib, sha256 of model_card.json) of one shipped model directory."""
     card_text = (directory / "model_card.json").read_text()
     return (json.loads(card_text)["version"], digest((directory / "model.joblib").read_bytes()),
             digest(card_text.encode("utf-8")))
@@ -148,9 +152,19 @@ def shipped_directory() -> Path:
     return Path(__file__).resolve().parent.parent.parent / "artifacts" / "default"
 
 
+def retired_directory(version: str) -> Path | None:
+    """Where a former shipped default's files are kept (artifacts/retired/<version>), or None if not shipped."""
+    if not SAFE_VERSION_NAME.fullmatch(version):
+        return None
+    directory = shipped_directory().parent / "retired" / version
+    return directory if (directory / "model_card.json").is_file() else None
+
+
 def _verify_shipped(version: str, artifact: bytes, card_text: str) -> None:
-    shipped = _shipped_digests(shipped_directory())
-    if (version, digest(artifact), digest(card_text.encode("utf-8"))) != shipped:
-        raise SignatureError(f"model {version} claims to be the shipped default (key id {SHIPPED_KEY_ID!r}) but its "
-                             "bytes or card differ from artifacts/default in this code: altered, or registered by "
-                             "an older release")
+    directory = shipped_directory()
+    if _shipped_digests(directory)[0] != version:
+        directory = retired_directory(version) or directory
+    if (version, digest(artifact), digest(card_text.encode("utf-8"))) != _shipped_digests(directory):
+        raise SignatureError(f"model {version} claims to be a shipped default (key id {SHIPPED_KEY_ID!r}) but its "
+                             "bytes or card differ from artifacts/default and artifacts/retired/ in this code: "
+                             "altered, or registered by a release whose files this code does not keep")

@@ -65,7 +65,8 @@ def code_commit() -> dict:
 
 
 def _version(family: str, created: datetime, sha: str) -> str:
-    short = {"hist_gradient_boosting": "hgb", "logistic_regression": "logreg", "random_forest": "rf"}
+    short = {"hist_gradient_boosting": "hgb", "logistic_regression": "logreg", "random_forest": "rf",
+             "shrinkage_logistic_regression": "logreg-shrunk"}
     two, name = family.startswith("two-"), family.removeprefix("two-")
     return f"{'two-' if two else ''}{short.get(name, name)}-{created:%Y%m%dT%H%M%SZ}-{sha[:8]}"
 

@@ -27,7 +27,7 @@ from pipeline.training.from_log import main as from_log_main
 from pipeline.training.selection import FAMILIES, build_model, compare_families, describe, drift_margin, time_split
 from pipeline.training.two_models import build_two_models, describe_two_models, set_unsuspected_offset
 
-DEFAULT_FAMILIES = ("hist_gradient_boosting", "logistic_regression", "random_forest")
+DEFAULT_FAMILIES = ("hist_gradient_boosting", "logistic_regression", "random_forest", "shrinkage_logistic_regression")
 PROTECTED_CHOICES = {"none": (), "age": ("SubjectAge",),
                      "all": ("SubjectRaceCode", "SubjectEthnicityCode", "SubjectSexCode", "SubjectAge")}
 

@@ -15,6 +15,7 @@ from sklearn.pipeline import Pipeline
 
 from pipeline.evaluation.metrics import roc_auc
 from pipeline.schema import TARGET
+from pipeline.training.log_model import build_log_model
 from pipeline.transform.features import AGE_FIELD, BOOL_FIELDS, StopFeatures
 from pipeline.transform.linear_encoding import LinearEncoding
 
@@ -84,10 +85,17 @@ def _random_forest(features: StopFeatures, seed: int) -> Pipeline:
     return Pipeline([("features", features), ("model", model)])
 
 
+def _shrinkage_logistic_regression(features: StopFeatures, seed: int) -> Pipeline:
+    # Department, location and statute as shrunk log-odds, no weekday, month or year (pipeline.training.log_model):
+    # the variant the comparison table of issue 11 chose (MODEL_CARD.md, "Variants compared").
+    return build_log_model(seed, min_frequency=features.min_count, protected=features.protected)
+
+
 FAMILIES = {
     "hist_gradient_boosting": _hist_gradient_boosting,
     "logistic_regression": _logistic_regression,
     "random_forest": _random_forest,
+    "shrinkage_logistic_regression": _shrinkage_logistic_regression,
 }
 
 
