@@ -206,14 +206,14 @@ def _every_stop_caveat(result: dict) -> list[str]:
               if all(checks.values()) and name in rows and mixed_precision(rows[name]) >= 0.5]
     if not better:
         return [f"**Caveat:** if officers sent every stop, `{chosen}`'s searches would find contraband "
-                f"{mixed_precision(rows[chosen]):.2%} of the time, and no variant stays at 50% then."]
+                f"{mixed_precision(rows[chosen]):.3%} of the time, and no variant stays at 50% then."]
     return [f"**Caveat, for the client to decide:** the targets above count unsuspected stops only by the share "
             f"searched. If officers sent every stop, `{chosen}`'s recommended searches would find contraband "
-            f"{mixed_precision(rows[chosen]):.2%} of the time (below the 50% requirement), while "
-            + ", ".join(f"`{n}`'s would {mixed_precision(rows[n]):.2%}" for n in better)
+            f"{mixed_precision(rows[chosen]):.3%} of the time (below the 50% requirement), while "
+            + ", ".join(f"`{n}`'s would {mixed_precision(rows[n]):.3%}" for n in better)
             + ". `python -m pipeline.train --two-models` trains the two-model default (its fast path is checked at "
-            "load); it was not adopted here because the stated targets do not separate it from the incumbent and "
-            "it would change every answer (its decisions carry no reasons yet)."]
+            "load); it was not adopted because the stated targets do not separate it from the chosen default, and its "
+            "decisions carry no reasons yet."]
 
 
 def markdown(result: dict, png_prefix: str = "") -> str:
@@ -256,6 +256,9 @@ def markdown(result: dict, png_prefix: str = "") -> str:
     applied = default.get("applied")
     if applied and applied["variant"] != default["variant"]:
         out += ["", f"**NOT APPLIED: the committed default is still `{applied['variant']}`.** {applied['reason']}"]
+    elif applied:
+        out += ["", f"**Applied:** the committed default (artifacts/default) is this variant, version "
+                    f"`{applied['version']}`. {applied['reason']}"]
     out += [""] + _every_stop_caveat(result)
     for name in result["curves"]:
         out += ["", f"![{TITLES.get(name, name)}]({png_prefix}tradeoff_{name}.png)"]
