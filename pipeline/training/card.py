@@ -49,6 +49,14 @@ def provenance(features) -> dict:
             "categorical_features": features.categorical_features()}
 
 
+def model_inputs(model) -> dict | None:
+    """The feature columns the model step reads, when the pipeline has an encoding step that picks them."""
+    encode = getattr(model, "named_steps", {}).get("encode")
+    if encode is None:
+        return None
+    return {"one_hot": list(encode.one_hot), "numeric": list(encode.numeric), "age": encode.age}
+
+
 def code_commit() -> dict:
     """The git commit of the code that trained the model, and whether the loaded pipeline modules differ from it."""
     root = Path(__file__).resolve().parents[2]
@@ -102,6 +110,7 @@ def build_card(config, *, loaded, parts, model, description, family, comparison,
                           "test": float(test[TARGET].mean())},
         },
         **provenance(features),
+        "model_inputs": model_inputs(model),
         "model": {"family": family, **description},
         "model_comparison": {"method": f"{config.cv_folds}-fold TimeSeriesSplit on the training rows, ROC AUC; "
                                        "the highest mean AUC wins", "results": comparison},
