@@ -170,24 +170,30 @@ def test_migration_files_are_frozen_copies():
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_0004_refreshes_the_shipped_card_a_registry_row_holds_from_an_older_release(backend, fresh_url):
     """A database migrated when the shipped card had no ``reasons`` keeps that card in its registry row, which would
-    then fail to verify; 0004 gives the row the current card (same version, same bytes) and leaves others alone."""
+    then fail to verify; 0004 gives the row the current card of that version (kept in artifacts/retired/ since
+    another default shipped) and leaves others alone."""
     import importlib
     import json
+    from datetime import datetime
 
     from models import ModelVersion
     from pipeline.scoring import registry
     from pipeline.scoring.artifact import ArtifactError
     reasons_migration = importlib.import_module("migrations.0004_decision_reasons")
+    shipped = reasons_migration.SHIPPED
     with _open(fresh_url(backend)) as db:
         migrations.apply_migrations(db)
-        current = (ROOT / "artifacts" / "default" / "model_card.json").read_text()
+        current = (shipped / "model_card.json").read_text()
         older = json.dumps({k: v for k, v in json.loads(current).items() if k != "reasons"}, indent=2) + "\n"
+        artifact, now = (shipped / "model.joblib").read_bytes(), datetime(2026, 11, 28)
         with registry.using(db):
-            ModelVersion.update(card=older).execute()
-        with pytest.raises(ArtifactError, match="registered by an older release"):
-            registry.live_artifact(db)
+            ModelVersion.create(version=json.loads(current)["version"], status="retired", artifact=artifact,
+                                card=older, sha256=registry.digest(artifact), signature_key_id="shipped",
+                                signature=registry.digest(older.encode()), created_at=now, status_changed_at=now)
+        with pytest.raises(ArtifactError, match="claims to be a shipped default"):
+            registry.load_version(db, shipped.name)
         assert reasons_migration.refresh_shipped_card(db) == 1
-        assert registry.live_artifact(db).card["reasons"] == json.loads(current)["reasons"]
+        assert registry.load_version(db, shipped.name).card["reasons"] == json.loads(current)["reasons"]
         assert reasons_migration.refresh_shipped_card(db) == 0
 
 

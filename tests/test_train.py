@@ -178,3 +178,34 @@ def test_training_names_the_reference_of_reasons_and_the_backfill_command_recomp
         {k: v for k, v in reasons.items() if k not in ("feature_means", "log_odds", "probability")}
     assert again["feature_means"] == pytest.approx(reasons["feature_means"], abs=1e-12)
     assert again["log_odds"] == pytest.approx(reasons["log_odds"], abs=1e-12)
+
+
+def test_the_shrinkage_family_trains_through_the_same_command_and_serves_on_the_fast_path(small_file, tmp_path):
+    """The family issue 11's table chose: picked by the same CV, its card names the columns the model reads, and
+    the protected-features check refits it with age and all attributes (one-hot, age in bands)."""
+    out = tmp_path / "shrunk"
+    assert main(["--data", str(small_file), "--out", str(out), "--quiet", "--synthetic", "--cv-folds", "2",
+                 "--families", "shrinkage_logistic_regression", "--criterion", "point"]) == 0
+    card = read_card(out)
+    assert card["version"].startswith("logreg-shrunk-") and card["model"]["family"] == "shrinkage_logistic_regression"
+    assert "Department Name:log_odds" in card["model_inputs"]["numeric"]
+    assert not {"day_of_week", "month", "year"} & set(card["model_inputs"]["one_hot"] + card["model_inputs"]["numeric"])
+    assert set(card["protected_features_check"]["variants"]) == {"none", "age", "all"}
+    artifact = load_artifact(out)
+    records = [validate_observation(o) for o in _dry_run_observations()]
+    assert artifact.scoring_path == "fast-linear"
+    np.testing.assert_allclose([artifact.predict_one(r) for r in records], artifact.predict_proba(records),
+                               rtol=0, atol=1e-9)
+    assert "reads `SearchAuthorizationCode" in render(card)
+
+
+def test_the_shrinkage_family_uses_protected_attributes_only_when_asked():
+    from pipeline.training.selection import build_model
+    frame, _ = generate(20_000, seed=3)
+    searched = clean_frame(frame)
+    searched = searched[searched["VehicleSearchedIndicator"]].reset_index(drop=True)
+    y = searched["ContrabandIndicator"].to_numpy(bool)
+    plain = build_model("shrinkage_logistic_regression").fit(searched, y)
+    aware = build_model("shrinkage_logistic_regression", protected=("SubjectRaceCode", "SubjectAge")).fit(searched, y)
+    assert "SubjectRaceCode" not in plain.named_steps["encode"].one_hot
+    assert "SubjectRaceCode" in aware.named_steps["encode"].one_hot and aware.named_steps["encode"].age == "SubjectAge"
