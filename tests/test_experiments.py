@@ -14,6 +14,7 @@ from sklearn.dummy import DummyClassifier
 from sklearn.exceptions import NotFittedError
 
 from pipeline.experiments.__main__ import main as experiments_main
+from pipeline.experiments.__main__ import parse_args
 from pipeline.experiments.measure import dry_run_unsuspected
 from pipeline.experiments.merge import merge
 from pipeline.experiments.run import choose_default
@@ -253,3 +254,14 @@ def test_merge_adds_a_later_variant_only_when_the_runs_are_comparable():
     other["data"]["sha256"] = "def"
     with pytest.raises(ValueError, match="same file"):
         merge(run("baseline"), other)
+
+
+def test_the_incumbent_is_the_variant_the_committed_default_is():
+    """Since the shrinkage model became the default, it is what the table's rule keeps by default."""
+    officers = {"breaks": {"clear": 2}}
+    table = [_row("baseline", 0.53, 0.745, 0.75, 0), _row("shrinkage", 0.53, 0.75, 0.75, 0)]
+    assert choose_default({"table": table, "officers": officers}, incumbent="shrinkage")["variant"] == "shrinkage"
+    table[0]["recall"]["value"] = 0.765
+    choice = choose_default({"table": table, "officers": officers}, incumbent="shrinkage")
+    assert choice["variant"] == "baseline" and choice["incumbent"] == "shrinkage" and choice["changed"]
+    assert parse_args(["--data", __file__]).incumbent == "shrinkage"

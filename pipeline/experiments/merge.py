@@ -34,7 +34,7 @@ def merge(first: dict, second: dict) -> dict:
     merged = dict(first, table=first["table"] + [r for name, r in other.items() if name not in rows])
     merged["details"] = dict(second.get("details", {}), **first.get("details", {}))
     merged["merged_runs"] = first.get("merged_runs", [first["data"]]) + [second["data"]]
-    merged["default"] = choose_default(merged)
+    merged["default"] = choose_default(merged, incumbent=first.get("default", {}).get("incumbent", "baseline"))
     return merged
 
 

@@ -223,7 +223,7 @@ def choose_default(result: dict, incumbent: str = "baseline", auc_tolerance: flo
     else:
         chosen = max(passing or rows, key=lambda r: r["recall"]["value"])
     return {"variant": chosen["variant"], "all_targets_met": bool(passing), "checks": verdicts,
-            "changed": chosen["variant"] != incumbent, "best_auc": best_auc,
+            "changed": chosen["variant"] != incumbent, "incumbent": incumbent, "best_auc": best_auc,
             "rule": f"the incumbent ({incumbent}) stays while it meets every target unless another variant meeting "
                     f"every target has recall higher by more than {min_recall_gain}; otherwise the passing variant "
                     "with the highest recall; if none passes, the highest recall overall, flagged"}
