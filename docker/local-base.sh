@@ -19,7 +19,12 @@ DOCKER=${DOCKER:-docker}
 PACKAGES=python3,python3-venv,ca-certificates
 
 if [[ ! -s "$TARBALL" ]]; then
-    command -v debootstrap >/dev/null || { echo "local-base: debootstrap is missing (apt-get install debootstrap)" >&2; exit 1; }
+    # A fresh CI machine may lack it, as docker/test.sh's engine may lack docker.io: install it the same way.
+    if ! command -v debootstrap >/dev/null; then
+        echo "local-base: installing Debian's debootstrap ..." >&2
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap) >/dev/null \
+            || { echo "local-base: debootstrap is missing and apt-get could not install it" >&2; exit 1; }
+    fi
     mkdir -p "$CACHE_DIR"
     root=$(mktemp -d "$CACHE_DIR/rootfs.XXXXXX")
     chmod 755 "$root"  # it becomes the image's /: mktemp's 0700 would lock every non-root user out
