@@ -16,6 +16,7 @@ import pytest
 from pipeline.schema import FIELDS, PROTECTED_FIELDS, TARGET, clean_frame, records_to_frame, validate_observation
 from pipeline.scoring.artifact import FAST_TOLERANCE, Artifact, ArtifactError, check_explainer
 from pipeline.scoring.contributions import contributions, feature_field, training_reference
+from pipeline.scoring.fast_features import label_of
 from pipeline.scoring.fast_linear import build_scorer, probe_records
 from pipeline.scoring.reasons import TOP, reason, shown_number
 from pipeline.scoring.sentences import MISSING, OTHER, sentence
@@ -23,6 +24,7 @@ from pipeline.synthetic import generate as synthetic
 from pipeline.training.cli import PROTECTED_CHOICES
 from pipeline.training.selection import build_model
 from pipeline.transform.features import RARE_CODE, StopFeatures
+from pipeline.transform.shrinkage import SUFFIX as SHRUNK_SUFFIX
 from tests.test_fast_scoring import _mess, _observations, _validated
 
 pytestmark = pytest.mark.slow  # fits four small pipelines and generates two synthetic sets (~1 min)
@@ -120,14 +122,28 @@ def test_the_reference_is_the_average_training_record_named_in_the_card(artifact
     assert artifact.version in artifact.explainer.reference["description"]
 
 
+def _seen_label(field: str, label: str) -> str:
+    """A label as the data dictionary writes it: codes upper-case (O), text as normalised (milford)."""
+    return label.upper() if next(f.kind for f in FIELDS if f.name == field) == "code" else label
+
+
 def _shown_from_sklearn(model: Artifact, records: list[dict]) -> pd.DataFrame:
     """Each feature's value as the model saw it, read from StopFeatures' own output (the reference side)."""
     features = model.pipeline.named_steps["features"]
     matrix = features.transform(records_to_frame(records))
     encode = model.pipeline.named_steps.get("encode")
     shown = pd.DataFrame(index=matrix.index)
+    shrinkage = getattr(features, "shrinkage_", None)
     for name in matrix.columns:
-        if name in features.codes_.codes_by_label_:
+        if name.endswith(SHRUNK_SUFFIX):
+            continue  # shown with its field below: one reason per shrunk field
+        if shrinkage is not None and name in shrinkage.effects_:
+            # the encoder's labels keep their own effect, so they are shown as themselves even when rare
+            known = set(shrinkage.effects_[name]) | set(features.codes_.codes_by_label_.get(name, {}))
+            labels = [label_of(record, name) for record in records]
+            shown[name] = [MISSING if label is None else _seen_label(name, label) if label in known else OTHER
+                           for label in labels]
+        elif name in features.codes_.codes_by_label_:
             label_of_code = {code: label for label, code in features.codes_.codes_by_label_[name].items()}
             levels = getattr(encode, "levels_", {}).get(name) if encode is not None else None
 
@@ -154,16 +170,19 @@ def _reference_reasons(effects: pd.Series, shown: pd.Series) -> tuple[list, list
 def _assert_matches_reference(model: Artifact, records: list[dict]) -> None:
     base, table = contributions(model.pipeline, records_to_frame(records))
     means = pd.Series(model.card["reasons"]["feature_means"])
-    effects = table - means[table.columns]
+    # a shrunk field's effect is its code column's and its "<field>:log_odds" column's together
+    effects = (table - means[table.columns]).T.groupby(lambda f: f.removesuffix(SHRUNK_SUFFIX), sort=False).sum().T
     shown = _shown_from_sklearn(model, records)
     for i, record in enumerate(records):
         fast = {feature: (effect, value) for effect, feature, value in model.explainer.explain(record)}
-        assert set(fast) == set(table.columns)
-        for feature in table.columns:
-            assert abs(fast[feature][0] - effects.iloc[i][feature]) <= FAST_TOLERANCE, (feature, record)
+        unused = set(effects.columns) - set(fast)  # computed by the features step, read by no model term
+        assert set(fast) <= set(effects.columns) and (effects.iloc[i][sorted(unused)] == 0).all()
+        effects_i = effects.iloc[i][list(fast)]
+        for feature in fast:
+            assert abs(fast[feature][0] - effects_i[feature]) <= FAST_TOLERANCE, (feature, record)
             assert fast[feature][1] == shown.iloc[i][feature], (feature, record)
         answer = model.explainer.reasons(record)
-        raising, lowering = _reference_reasons(effects.iloc[i], shown.iloc[i])
+        raising, lowering = _reference_reasons(effects_i, shown.iloc[i])
         assert [(r["feature"], r["value"]) for r in answer["raising"]] == raising, record
         assert [(r["feature"], r["value"]) for r in answer["lowering"]] == lowering, record
         for item in answer["raising"] + answer["lowering"]:
