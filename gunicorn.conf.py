@@ -10,11 +10,15 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 #   sync, 3 workers          1227 req/s  p50 6.1 ms  p99 12.3 ms  (32.0%)
 #   gthread, 3 workers x 4   1411 req/s  p50 5.2 ms  p99 14.7 ms  (36.1%; p99 31-35 ms in 2 of 5 rounds)
 # A third sync worker buys nothing on 2 cores; gthread's ~10% is within the rounds' spread and would have threads
-# share one model and one connection pool. So: one worker per core, sync, one request (and one pooled database
-# connection) per process at a time. Heroku sets WEB_CONCURRENCY per dyno size. Re-measured with the buffering worker
-# below and everything on (issue 15: 2, 3, 4, 6 workers, bench/README.md "Everything on, profiled"): no count stood
-# out, so 2 stays.
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# share one model and one connection pool. So: sync, one request (and one pooled database connection) per process
+# at a time. Heroku sets WEB_CONCURRENCY per dyno size. Re-measured with the buffering worker below and everything
+# on (issue 15, bench/README.md "Everything on, profiled"): each request waits ~0.5-0.7 ms for its commit's fsync with
+# its worker's CPU idle, and a third worker fills that wait. 3 workers against 2, 8 connections, in four runs of
+# 2026-11-29 (bench/results/gunicorn-20261129T142227Z.json, -143142Z, -144835Z, speed-20261129T144557Z/-144715Z):
+# service 596 / 454 / 384 / 830 req/s against 436 / 463 / 351 / 669 (w3 / w2 medians; load average 1.4-5 from other
+# work): higher in three of the four, p99 lower in three; the minimal app moved either way (1236-2796 against
+# 1265-2387). So one worker per core, plus one for the fsync wait.
+workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
 # The sync worker's model (one request per process at a time), with the request read first by a non-blocking loop:
 # a client trickling its headers or body costs a socket, not a worker, and is answered 408 after 5 s
 # (service/gunicorn_worker.py; issue 17's measurements, `python -m bench.hostile slow`, are in its docstring).

@@ -117,7 +117,7 @@ def _normalise_text(value):
 
 # The two documented shapes (checked on normalised text); strptime and fromisoformat would accept far more, such as
 # "5/6/2018 4:8:0 am" or "2018-W20-3", which the OpenAPI document cannot describe. The report's filters use ISO_SHAPE.
-_CT_SHAPE = re.compile(r"[0-9]{2}/[0-9]{2}/[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} [AaPp][Mm]")
+_CT_SHAPE = re.compile(r"([0-9]{2})/([0-9]{2})/([0-9]{4}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) ([AaPp])[Mm]")
 ISO_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
                         r"(Z|[+-][0-9]{2}:[0-9]{2})?)?")
 
@@ -126,11 +126,21 @@ class _OutOfRange(ValueError):
     """A real date, but outside EARLIEST_STOP..LATEST_STOP."""
 
 
+def _ct_datetime(match: re.Match) -> datetime:
+    """What strptime(CT_DATETIME_FORMAT) reads from a _CT_SHAPE match, without its ~25 µs per request (issue 15)."""
+    month, day, year, hour, minute, second = (int(number) for number in match.groups()[:6])
+    if not 1 <= hour <= 12:
+        raise ValueError(f"hour {hour} is not on a 12-hour clock")
+    # 12 AM is midnight and 12 PM noon, as %I with %p reads them.
+    return datetime(year, month, day, hour % 12 + (12 if match[7] in "Pp" else 0), minute, second)
+
+
 def _parse_datetime(value: str) -> datetime:
     """Parse a CT or ISO 8601 time to naive Connecticut time; the year range applies to the time as written."""
     text = value.strip()
-    if _CT_SHAPE.fullmatch(text):
-        parsed = datetime.strptime(text, CT_DATETIME_FORMAT)  # raises ValueError when not a real date or time
+    ct = _CT_SHAPE.fullmatch(text)
+    if ct:
+        parsed = _ct_datetime(ct)  # raises ValueError when not a real date or time
     elif ISO_SHAPE.fullmatch(text):
         parsed = datetime.fromisoformat(text)
     else:

@@ -4,13 +4,14 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from models import database, database_from_url
 from pipeline.report.pages import TEMPLATES_DIR
 from pipeline.scoring.artifact import Artifact, load_artifact
 from pipeline.scoring.follow import RegistryFollower, ServingModels
-from service import auth, monitoring, pages, request_log, sessions
+from service import auth, json_text, monitoring, pages, request_log, sessions
 from service import health as health_checks
 from service.config import MAX_JSON_DEPTH, ConfigError, load_config
 from service.errors import ApiError, register_error_handlers
@@ -24,6 +25,16 @@ log = logging.getLogger(__name__)
 # None: unrouted URLs (404/405) need no connection; /metrics must answer during an outage.
 NO_DATABASE_ENDPOINTS = {"api.openapi", "api.health", "api.metrics", "pages.index", "pages.docs", "pages.docs_asset",
                          "pages.sign_in", "pages.sign_out", None}
+
+
+class _JsonProvider(DefaultJSONProvider):
+    """Flask's JSON answers, the same bytes, written by service.json_text (a decision's: ~25 µs less, issue 15)."""
+
+    def dumps(self, obj, **kwargs) -> str:
+        """An answer's compact text (what ``response`` asks for) from json_text; anything else as Flask does."""
+        if kwargs != {"separators": (",", ":")}:
+            return super().dumps(obj, **kwargs)
+        return json_text.dumps(obj, sort_keys=self.sort_keys, ensure_ascii=self.ensure_ascii, default=self.default)
 
 
 def _open_connection():
@@ -86,6 +97,7 @@ def create_app(config: dict | None = None, model: Artifact | ServingModels | Non
     # No static folder: Flask's default /static/<path> route would be one more unauthenticated-by-default
     # endpoint to reason about; the docs' few files have their own listed route (service.pages).
     app = Flask(__name__, static_folder=None, template_folder=str(TEMPLATES_DIR))
+    app.json = _JsonProvider(app)
     app.config.update(settings)
     if settings["TRUSTED_PROXY_HOPS"]:
         # Heroku's router appends the client's address to X-Forwarded-For and sets X-Forwarded-Proto; trust exactly

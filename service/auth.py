@@ -64,17 +64,18 @@ def _public_path() -> bool:
 def require_key():
     """before_request: refuse the request unless its key's role is admitted; records the key id on ``g``."""
     g.key_id = None
-    allowed = roles_for(request.endpoint)
+    current = request._get_current_object()  # one context lookup, not one per attribute (issue 15)
+    allowed = roles_for(current.endpoint)
     keyring = current_app.config["API_KEYRING"]
     if not allowed or keyring is None:  # public endpoint, or API_AUTH_DISABLED=local-development
         return
     # A public path is in /openapi.json for anyone to read, so its 405 (with Allow) gives nothing away.
-    if request.endpoint is None and _public_path():
+    if current.endpoint is None and _public_path():
         return
-    authorization = request.headers.get("Authorization")
-    if authorization is None and request.endpoint in SESSION_ENDPOINTS:
+    authorization = current.headers.get("Authorization")
+    if authorization is None and current.endpoint in SESSION_ENDPOINTS:
         key = sessions.session_key(keyring)
-        if key is None and request.endpoint in SIGN_IN_REDIRECTS and _browser():
+        if key is None and current.endpoint in SIGN_IN_REDIRECTS and _browser():
             return redirect(url_for("pages.sign_in", next=_here()))
         if key is None:
             raise ApiError(401, "missing_api_key", "send the header Authorization: Bearer <API key>, or sign in "

@@ -204,9 +204,10 @@ def _after_request(response):
     if live != metrics.live_version:  # the registry follower switched this worker's model since its last request
         metrics.model_loaded(live)
     metrics.publish_once_per_process()
-    rule = request.url_rule
+    current = request._get_current_object()  # one context lookup, not one per attribute
+    rule = current.url_rule
     metrics.request_done(rule.rule if rule is not None else UNMATCHED_ROUTE,
-                         request.method if request.method in _METHODS else "OTHER", response.status_code,
+                         current.method if current.method in _METHODS else "OTHER", response.status_code,
                          time.perf_counter() - started if started is not None else 0.0)
     return response
 

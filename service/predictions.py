@@ -14,6 +14,7 @@ from peewee import OperationalError, __exception_wrapper__
 
 from models import AGE_GROUP_COLUMN, STOP_COLUMNS, Outcome, Prediction, database
 from pipeline.schema import age_group
+from service import json_text
 
 
 class PredictionError(Exception):
@@ -81,7 +82,7 @@ def _prediction_row(observation_id: str, raw: dict, record: dict, digest: str, p
                     shadow=None, reasons: dict | None = None) -> dict:
     row = {
         "observation_id": observation_id,
-        "observation": json.dumps(raw, separators=(",", ":"), ensure_ascii=False),
+        "observation": json_text.dumps(raw, ensure_ascii=False),
         "observation_digest": digest,
     }
     row.update({column.name: record[field] for field, column in STOP_COLUMNS.items()})
@@ -93,7 +94,7 @@ def _prediction_row(observation_id: str, raw: dict, record: dict, digest: str, p
         "model_version": model.version,
         "received_at": _utcnow(),
         **_shadow_columns(record, shadow),
-        "reasons": None if reasons is None else json.dumps(reasons, separators=(",", ":"), ensure_ascii=False),
+        "reasons": None if reasons is None else json_text.dumps(reasons, ensure_ascii=False),
         "leading_reason": reasons["raising"][0]["sentence"] if reasons and reasons["raising"] else None,
     })
     return row

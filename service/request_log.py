@@ -21,6 +21,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Any token is a valid HTTP method, so an unknown one would let a client write arbitrary text into the log.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps would build this encoder for every line
 
 
 def _request_id() -> str:
@@ -42,19 +43,23 @@ def note_observation_id(observation_id: str) -> None:
 
 def finish_request(response):
     """after_request: write the request's line and echo its id to the client."""
-    started = g.get("request_started")
-    request_id = g.get("request_id") or _request_id()
-    rule = request.url_rule
+    # Each name of g or request goes through a context lookup: the objects are looked up once (issue 15).
+    state, current = g._get_current_object(), request._get_current_object()
+    started = state.get("request_started")
+    request_id = state.get("request_id") or _request_id()
+    rule = current.url_rule
     line = {
         "request_id": request_id,
-        "key_id": g.get("key_id"),
-        "method": request.method if request.method in _METHODS else "OTHER",
+        "key_id": state.get("key_id"),
+        "method": current.method if current.method in _METHODS else "OTHER",
         "route": rule.rule if rule is not None else None,
         "status": response.status_code,
         "latency_ms": round((time.perf_counter() - started) * 1000, 3) if started is not None else None,
-        "observation_id": g.get("observation_id"),
+        "observation_id": state.get("observation_id"),
     }
-    log.info(json.dumps(line, separators=(",", ":")))
+    if log.isEnabledFor(logging.INFO):
+        # log.info, less its search of the stack for the caller's file and line, which the bare line never shows.
+        log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, _ENCODE(line), None, None))
     response.headers[REQUEST_ID_HEADER] = request_id
     return response
 

@@ -37,12 +37,13 @@ def _finite_float(text: str) -> float:
 
 
 def _unique_keys(pairs: list) -> dict:
-    keys = [key for key, _ in pairs]
-    if len(set(keys)) != len(keys):
+    unique = dict(pairs)
+    if len(unique) != len(pairs):  # the keys are listed only when one repeats (every object of every body comes here)
+        keys = [key for key, _ in pairs]
         duplicate = next(key for key in keys if keys.count(key) > 1)
         raise ApiError(400, "invalid_json", "a JSON object repeats a key; send each key once",
                        {duplicate: "appears more than once"})
-    return dict(pairs)
+    return unique
 
 
 def _check_depth(text: str, max_depth: int) -> None:

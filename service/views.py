@@ -13,7 +13,8 @@ api = Blueprint("api", __name__)
 
 
 def _body():
-    return read_json(request, current_app.config["MAX_JSON_DEPTH"])
+    # The request object itself, not its proxy: read_json asks it a dozen things (issue 15: a lookup each).
+    return read_json(request._get_current_object(), current_app.config["MAX_JSON_DEPTH"])
 
 
 def _decide(id_key: str, allow_int: bool) -> predictions.Decision:

@@ -105,7 +105,7 @@ def test_config_fits_heroku(monkeypatch):
     assert config["preload_app"] is True and config["worker_class"] == "service.gunicorn_worker.BufferingWorker"
     assert config["accesslog"] is None  # the app's request log replaces gunicorn's access log
     defaults = _load_config(monkeypatch)
-    assert defaults["bind"] == "0.0.0.0:5000" and defaults["workers"] == 2
+    assert defaults["bind"] == "0.0.0.0:5000" and defaults["workers"] == 3
 
 
 def test_pre_fork_closes_a_connection_the_master_opened(monkeypatch, tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import math
 from datetime import datetime
@@ -13,6 +14,7 @@ import pytest
 
 from pipeline.schema import (
     AGE_GROUPS,
+    CT_DATETIME_FORMAT,
     FIELDS,
     OBSERVATION_FIELDS,
     SEARCHED,
@@ -276,3 +278,26 @@ def test_dates_at_the_ends_of_the_calendar_are_out_of_range_not_a_crash(sent):
     assert "between" in caught.value.errors["InterventionDateTime"]
     cleaned = clean_frame(pd.DataFrame([{**EXAMPLE, "InterventionDateTime": sent}, EXAMPLE]))
     assert pd.isna(cleaned.loc[0, "InterventionDateTime"]) and pd.notna(cleaned.loc[1, "InterventionDateTime"])
+
+
+def test_ct_times_are_read_exactly_as_strptime_reads_them():
+    # The CT shape is parsed by hand (issue 15: strptime cost ~25 µs a request); it must accept and reject alike.
+    def strptime(text):
+        try:
+            return datetime.strptime(text, CT_DATETIME_FORMAT)
+        except ValueError:
+            return "rejected"
+
+    def ours(text):
+        try:
+            return validate_observation({**EXAMPLE, "InterventionDateTime": text})["InterventionDateTime"]
+        except ValidationError:
+            return "rejected"
+
+    for month, day, year, clock in itertools.product(["00", "02", "12", "13"], ["00", "01", "29", "31", "32"],
+                                                     ["2016", "2018", "2019"],
+                                                     ["00:00:00 AM", "12:00:00 am", "12:30:59 PM", "01:05:09 pM",
+                                                      "11:59:59 PM", "13:00:00 PM", "10:60:00 AM",
+                                                      "10:00:60 AM", "10:00:61 AM"]):
+        text = f"{month}/{day}/{year} {clock}"
+        assert ours(text) == strptime(text), text
