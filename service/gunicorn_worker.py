@@ -18,6 +18,7 @@ import contextlib
 import errno
 import json
 import os
+import select
 import selectors
 import socket
 import time
@@ -92,12 +93,30 @@ class _Connection:
         self.sent_continue = False
 
 
+class _ExclusiveAcceptSelector(getattr(selectors, "EpollSelector", selectors.DefaultSelector)):
+    """The loop's selector; on Linux, listening sockets are registered with EPOLLEXCLUSIVE.
+
+    Every idle worker waits on the same listening socket. Without the flag, each new connection wakes all of them and
+    all but one find nothing to accept (issue 15: with 3 workers and one client, two wasted wake-ups per request).
+    With it the kernel wakes one waiting worker, and a busy worker does not swallow the wake-up (it goes on to the
+    next waiting one). The flag must be on the epoll the worker blocks in, so it is set here, not on a nested epoll.
+    """
+
+    def register_listener(self, listener) -> None:
+        """Watch a listening socket for connections (data None: what the loop accepts from)."""
+        key = self.register(listener, selectors.EVENT_READ, None)
+        exclusive = getattr(select, "EPOLLEXCLUSIVE", 0)
+        if exclusive and isinstance(self, selectors.EpollSelector):
+            self._selector.unregister(key.fd)  # EPOLLEXCLUSIVE may only be given when adding
+            self._selector.register(key.fd, select.EPOLLIN | exclusive)
+
+
 class BufferingWorker(SyncWorker):
     """A sync worker whose requests are read, whole, by a non-blocking loop before they take the process."""
 
     def init_process(self):
         """Set up the loop's selector, then run as gunicorn's base worker does."""
-        self.selector = selectors.DefaultSelector()
+        self.selector = _ExclusiveAcceptSelector()
         self.ready: deque[_Connection] = deque()  # whole requests, served first
         self.later: deque[_Connection] = deque()  # whole requests for a report, served when nothing else waits
         self.progressed = False
@@ -112,7 +131,7 @@ class BufferingWorker(SyncWorker):
         self.selector.register(self.PIPE[0], selectors.EVENT_READ, _WAKE)
         for listener in self.sockets:
             listener.setblocking(False)
-            self.selector.register(listener, selectors.EVENT_READ, None)
+            self.selector.register_listener(listener)
         while self.alive:
             self.notify()
             if not self.is_parent_alive():

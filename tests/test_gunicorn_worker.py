@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import select
+import selectors
 import socket
 
 import pytest
@@ -106,3 +108,36 @@ def test_gunicorn_errors_answer_the_json_shape_and_log_no_request_text(caplog, e
     assert caplog.records and "zqx" not in text.lower() and "zqx" not in body.decode().lower()
     if isinstance(error, SystemExit):
         assert "longer than the server's 15 s limit" in payload["message"]
+
+
+def _epoll_events(epoll_fd: int, target_fd: int) -> int:
+    """The event mask the kernel holds for ``target_fd`` in an epoll instance (from /proc/self/fdinfo)."""
+    with open(f"/proc/self/fdinfo/{epoll_fd}") as info:
+        for line in info:
+            fields = line.split()
+            if fields[:1] == ["tfd:"] and int(fields[1]) == target_fd:
+                return int(fields[fields.index("events:") + 1], 16)
+    raise AssertionError(f"fd {target_fd} is not registered in epoll {epoll_fd}")
+
+
+@pytest.mark.skipif(not hasattr(select, "EPOLLEXCLUSIVE"), reason="EPOLLEXCLUSIVE is Linux's")
+def test_a_listening_socket_wakes_one_waiting_worker_and_still_accepts():
+    """Registered EPOLLEXCLUSIVE (one idle worker woken per connection, not all); a connection is still seen."""
+    from service.gunicorn_worker import _ExclusiveAcceptSelector
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    selector = _ExclusiveAcceptSelector()
+    try:
+        selector.register_listener(listener)
+        events = _epoll_events(selector.fileno(), listener.fileno())
+        assert events & select.EPOLLEXCLUSIVE and events & select.EPOLLIN
+        assert selector.select(0) == []
+        with socket.create_connection(listener.getsockname()):
+            [(key, mask)] = selector.select(1.0)
+            assert key.fileobj is listener and key.data is None and mask == selectors.EVENT_READ
+            listener.accept()[0].close()
+        selector.unregister(listener)
+        assert selector.get_map() == {}
+    finally:
+        selector.close()
+        listener.close()
