@@ -79,18 +79,24 @@ def test_random_floats_give_the_standard_librarys_bytes():
         _both_ways([value, {"p": value}])
 
 
-def test_every_dry_run_answer_takes_orjsons_path_with_the_same_bytes():
+def test_dry_run_answers_take_orjsons_path_with_the_same_bytes():
+    """Nearly every real answer is written by orjson (the speed-up is real); every one has json.dumps' bytes.
+
+    An answer holding an effect below 1e-4 (1 of 223 with the shrinkage default: -4.1e-05) takes the standard
+    library's path, as it must: orjson would write it as 0.000041...
+    """
     model = load_artifact()
+    fast = 0
     for raw in DRY_RUN:
         record = validate_observation(raw)
         reasons = model.reasons(record)
         answer = {"observation_id": uuid.uuid4().hex, "should_search": True,
                   "probability": model.predict_one(record), "model_version": model.version, "reasons": reasons}
-        text = orjson.dumps(answer, option=orjson.OPT_SORT_KEYS)
-        assert _same_as_json(text, ensure_ascii=True), "the fast path is taken"
+        fast += _same_as_json(orjson.dumps(answer, option=orjson.OPT_SORT_KEYS), ensure_ascii=True)
         _both_ways(answer, sort_keys=True)
         _both_ways(reasons, ensure_ascii=False)
         _both_ways(raw, ensure_ascii=False)
+    assert fast >= 0.95 * len(DRY_RUN), f"only {fast} of {len(DRY_RUN)} answers take the fast path"
 
 
 JSON_VALUES = st.recursive(
