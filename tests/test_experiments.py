@@ -265,3 +265,15 @@ def test_the_incumbent_is_the_variant_the_committed_default_is():
     choice = choose_default({"table": table, "officers": officers}, incumbent="shrinkage")
     assert choice["variant"] == "baseline" and choice["incumbent"] == "shrinkage" and choice["changed"]
     assert parse_args(["--data", __file__]).incumbent == "shrinkage"
+
+
+def test_the_card_section_says_whether_the_tables_choice_is_the_committed_default():
+    from pipeline.experiments.report import markdown
+    result = json.loads((Path(__file__).resolve().parent.parent / "artifacts" / "experiments" / "comparison.json")
+                        .read_text())
+    chosen = result["default"]["variant"]
+    assert "**Applied:** the committed default (artifacts/default) is this variant, version `" in markdown(result)
+    result["default"]["applied"] = {"variant": chosen, "reason": "why"}  # recorded without a version (merge)
+    assert "is this variant. why" in markdown(result)
+    result["default"]["applied"] = {"variant": "baseline", "reason": "not yet"}
+    assert "**NOT APPLIED: the committed default is still `baseline`.** not yet" in markdown(result)

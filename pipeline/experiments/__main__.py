@@ -17,7 +17,6 @@ per mitigation into --out. Progress goes to stderr.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import resource
 import sys
@@ -40,9 +39,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--truth", type=Path, help="the generator's sidecar (default: <stem>.truth.csv beside --data)")
     parser.add_argument("--out", type=Path, default=Path("artifacts/experiments"),
                         help="directory for comparison.json, comparison.md and the PNGs (default %(default)s)")
-    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=[v for v in VARIANTS if v != "shrinkage"]
-                        + (["shrinkage"] if _shrinkage_available() else []),
-                        help="variants to measure (default: all available)")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS),
+                        help="variants to measure (default: all)")
     parser.add_argument("--incumbent", choices=VARIANTS, default="shrinkage",
                         help="the variant the committed default is, which the table's rule keeps unless another beats "
                              "it (default %(default)s; 'baseline' until 2026-11-29)")
@@ -65,14 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.truth = truth_path(args.data)
     if args.truth is not None and not args.truth.is_file():
         parser.error(f"--truth {args.truth} is not a file")
-    if "shrinkage" in args.variants and not _shrinkage_available():
-        parser.error("the shrinkage variant needs issue 10's pipeline/training/log_model.py (shrinkage encodings), "
-                     "which this checkout does not have")
     return args
-
-
-def _shrinkage_available() -> bool:
-    return importlib.util.find_spec("pipeline.training.log_model") is not None
 
 
 def main(argv=None) -> int:

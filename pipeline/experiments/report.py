@@ -257,8 +257,9 @@ def markdown(result: dict, png_prefix: str = "") -> str:
     if applied and applied["variant"] != default["variant"]:
         out += ["", f"**NOT APPLIED: the committed default is still `{applied['variant']}`.** {applied['reason']}"]
     elif applied:
-        out += ["", f"**Applied:** the committed default (artifacts/default) is this variant, version "
-                    f"`{applied['version']}`. {applied['reason']}"]
+        version = f", version `{applied['version']}`" if applied.get("version") else ""
+        out += ["", f"**Applied:** the committed default (artifacts/default) is this variant{version}. "
+                    f"{applied['reason']}"]
     out += [""] + _every_stop_caveat(result)
     for name in result["curves"]:
         out += ["", f"![{TITLES.get(name, name)}]({png_prefix}tradeoff_{name}.png)"]

@@ -10,6 +10,7 @@ from sklearn.pipeline import Pipeline
 
 from pipeline.experiments.weights import fairness_penalty_weights
 from pipeline.schema import TARGET
+from pipeline.training.log_model import build_log_model
 from pipeline.training.selection import build_model, cross_validate
 from pipeline.training.two_models import build_two_models
 from pipeline.transform.router import SacRouter
@@ -90,6 +91,5 @@ def fit_variant(name: str, train, seed: int = 0, progress=print):
     if name == "tuned":
         return fit_tuned(train, seed, progress=progress)
     if name == "shrinkage":
-        from pipeline.training.log_model import build_log_model  # issue 10's shrunk-encoding model, once merged
         return build_log_model(seed).fit(train, y), {"builder": "pipeline.training.log_model.build_log_model"}
     raise ValueError(f"unknown variant {name!r}")
