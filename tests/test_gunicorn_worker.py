@@ -141,3 +141,36 @@ def test_a_listening_socket_wakes_one_waiting_worker_and_still_accepts():
     finally:
         selector.close()
         listener.close()
+
+
+class _CountingSelector(selectors.DefaultSelector):
+    """A selector that counts unregister calls, to see which sockets the worker hands back to it."""
+
+    def __init__(self):
+        super().__init__()
+        self.unregistered = 0
+
+    def unregister(self, fileobj):
+        self.unregistered += 1
+        return super().unregister(fileobj)
+
+
+@pytest.mark.parametrize("watched", [False, True])
+def test_closing_a_connection_unregisters_only_a_watched_socket(watched):
+    """A connection served straight from accept was never registered: closing it asks the selector nothing.
+
+    (An unknown socket makes the selector format its repr for a KeyError: two syscalls on every such request.)
+    """
+    from service.gunicorn_worker import _Connection
+    worker = _Worker(logging.getLogger("gunicorn.error"))
+    worker.selector = _CountingSelector()
+    server, client = socket.socketpair()
+    with client:
+        connection = _Connection(server, ("127.0.0.1", 1), None, max_body=100)
+        if watched:
+            worker._watch(connection)
+            assert worker.selector.get_map()[server].data is connection
+        worker._close(connection)
+        assert worker.selector.unregistered == int(watched)
+        assert worker.selector.get_map() == {} and server.fileno() == -1 and not connection.watched
+    worker.selector.close()
