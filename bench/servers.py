@@ -25,6 +25,8 @@ from tests.gunicorn_process import GUNICORN_CONF, ROOT, SCRUBBED_ENV, GunicornPr
 
 DRY_RUN = ROOT / "tests" / "fixtures" / "dry_run.json"
 MINIMAL_APP = "bench.service_minimal_app:create_app()"
+# The minimal app plus the service's one committed insert (bench/service_floor_app.py): the service's floor.
+FLOOR_APP = "bench.service_floor_app:create_app()"
 DEFAULT_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 

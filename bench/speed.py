@@ -1,7 +1,8 @@
 """Speed of /should_search (issue 6): end to end against a minimal Flask app, the model step, the insert, gunicorn.
 
-  python -m bench.speed run                    # the full run (~7 min): HTTP at 1, 8, 64, 256 connections, model,
-                                               # insert; everything on (key, request log, metrics, shadow, reasons)
+  python -m bench.speed run                    # the full run (~9 min): HTTP at 1, 8, 64, 256 connections, model,
+                                               # insert; everything on (key, request log, metrics, shadow, reasons);
+                                               # the floor (minimal app + the one insert) in the same rounds
   python -m bench.speed gunicorn               # the worker class / count study at 8 connections (~6 min)
   python -m bench.speed compare OLD.json [NEW.json]   # deltas between two result files
 
@@ -12,6 +13,7 @@ dropped) and wrk (apt-get install -y wrk) unless --client python.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import subprocess
@@ -23,6 +25,7 @@ import psycopg2
 
 from bench.servers import (
     DEFAULT_POSTGRES_URL,
+    FLOOR_APP,
     MINIMAL_APP,
     GunicornSettings,
     check_rows,
@@ -99,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-shadow", dest="shadow", action="store_false",
                      help="no shadow version (by default one scores every request beside the live one, issue 10, as "
                           "in production while a candidate is watched: the run has everything on)")
+    run.add_argument("--no-floor", dest="floor", action="store_false",
+                     help="leave out the floor: the minimal app plus the service's one committed insert "
+                          "(bench/service_floor_app.py, its own throwaway database), driven in the same rounds")
     run.add_argument("--skip", action="append", choices=["http", "model", "insert"], default=[],
                      help="leave a part out (repeatable)")
     study = commands.add_parser("gunicorn", help="the service and the minimal app under several gunicorn settings",
@@ -162,22 +168,26 @@ def _start_shadow(url: str, work_dir: Path) -> str:
     return version
 
 
-def _http(args, url: str, api_key, settings: dict, work_dir: Path) -> dict:
-    """The interleaved minimal/service rounds at each connection count, and the row check."""
+def _http(args, url: str, floor_url: str | None, api_key, settings: dict, work_dir: Path) -> dict:
+    """The interleaved minimal/(floor/)service rounds at each connection count, and the row check."""
     connections = [int(c) for c in args.connections.split(",")]
     shadow = _start_shadow(url, work_dir) if args.shadow else None
     if shadow:
         log(f"shadow scoring on: {shadow} scores every request beside the live model")
     servers = [Server("minimal", MINIMAL_APP, args.gunicorn), Server("service", SERVICE_APP, args.gunicorn)]
+    if floor_url:
+        servers.insert(1, Server("floor", FLOOR_APP, args.gunicorn, _serving_url(args, floor_url)))
     by_connections = {}
     with serving(servers, _serving_url(args, url), work_dir / "gunicorn.log", api_key) as ports:
         rounds = Rounds(ports, _load(args, api_key), dry_run_observations(), work_dir)
         for conns in connections:
             log(f"HTTP at {conns} connection(s): warm-up, then {args.rounds} rounds of {args.seconds:g} s each ...")
             rounds.warm_up(conns)
-            results = rounds.measure(["minimal", "service"], conns, args.rounds)
+            results = rounds.measure(list(ports), conns, args.rounds)
             pair = {key: median_round(r) for key, r in results.items()}
             pair["ratio"] = pair["service"]["rps"] / pair["minimal"]["rps"]
+            if "floor" in pair:
+                pair["floor_ratio"] = pair["floor"]["rps"] / pair["minimal"]["rps"]
             by_connections[str(conns)] = pair
         ok, text = check_rows(url, rounds.ok_ids["service"], max(connections) * rounds.runs)
     return {"by_connections": by_connections, "row_check": {"ok": ok, "text": text}, "gunicorn": settings,
@@ -196,7 +206,7 @@ def run(args, parser) -> int:
     result = {"kind": "speed", "command": args.command_line,
               "machine": machine_facts(),
               "load": {"client": args.client, "seconds": args.seconds, "rounds": args.rounds, "close": args.close,
-                       "shadow": args.shadow,
+                       "shadow": args.shadow, "floor": args.floor,
                        "api_key": api_key is not None, "synchronous_commit_off": args.synchronous_commit_off},
               "gunicorn": args.gunicorn.effective()}
     if "model" not in args.skip:
@@ -206,8 +216,9 @@ def run(args, parser) -> int:
             with throwaway_postgres(args.postgres_url) as url:
                 result["insert_step"] = insert_step(url, args.inserts)
         if "http" not in args.skip:
-            with throwaway_postgres(args.postgres_url) as url:
-                result["e2e"] = _http(args, url, api_key, result["gunicorn"], Path(tmp))
+            with throwaway_postgres(args.postgres_url) as url, contextlib.ExitStack() as stack:
+                floor_url = stack.enter_context(throwaway_postgres(args.postgres_url)) if args.floor else None
+                result["e2e"] = _http(args, url, floor_url, api_key, result["gunicorn"], Path(tmp))
     g = result["gunicorn"]
     lines = _header(result, f"gunicorn.conf.py as {g['worker_class']} w{g['workers']} t{g['threads']} "
                             f"preload={g['preload_app']}")

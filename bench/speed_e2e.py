@@ -21,6 +21,7 @@ class Server:
     key: str
     app_spec: str
     settings: GunicornSettings
+    database_url: str | None = None  # its own database, else the one all servers share
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def serving(servers: list[Server], database_url: str, log_path: Path, api_key: A
         for server in servers:
             log(f"starting {server.key} ({server.settings.label()}) ...")
             ports[server.key] = stack.enter_context(
-                gunicorn(server.app_spec, database_url, server.settings, log_path, api_key))
+                gunicorn(server.app_spec, server.database_url or database_url, server.settings, log_path, api_key))
         yield ports
 
 
