@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import runpy
+import shutil
 import sys
 import urllib.error
 import urllib.parse
@@ -160,3 +161,22 @@ def check_rows(database_url: str, ok_ids: list[str], cut_off_limit: int) -> tupl
     return ok, (f"{len(ok_ids)} answers 200, {len(rows)} rows, {duplicates} duplicate ids, {missing} answers "
                 f"without a row, {unanswered} rows without a 200 (requests cut off in flight; at most "
                 f"{cut_off_limit})")
+
+
+def start_shadow(url: str, work_dir: Path) -> str:
+    """Register the committed model again under another version and put it in shadow: every request scores twice."""
+    from pipeline.scoring import registry  # noqa: PLC0415 (the model registry and artifacts: only when asked)
+    from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR  # noqa: PLC0415
+
+    directory = work_dir / "shadow-artifact"
+    shutil.copytree(DEFAULT_ARTIFACT_DIR, directory)
+    card = json.loads((directory / "model_card.json").read_text())
+    card["version"] = f"{card['version']}-shadow"
+    (directory / "model_card.json").write_text(json.dumps(card))
+    db = database_from_url(url)
+    try:
+        version = registry.register_candidate(db, directory, created_by="bench.speed")
+        registry.set_shadow(db, version, by="bench.speed")
+    finally:
+        db.close()
+    return version

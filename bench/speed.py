@@ -32,6 +32,7 @@ from bench.servers import (
     dry_run_observations,
     log,
     officer_key,
+    start_shadow,
     throwaway_postgres,
 )
 from bench.speed_e2e import Load, Rounds, Server, median_round, serving
@@ -42,6 +43,7 @@ from bench.speed_report import (
     http_table,
     machine_facts,
     micro_table,
+    run_header,
     study_table,
     write_result,
 )
@@ -148,30 +150,10 @@ def _load(args, api_key) -> Load:
     return Load(args.client, args.seconds, headers)
 
 
-def _start_shadow(url: str, work_dir: Path) -> str:
-    """Register the committed model again under another version and put it in shadow: every request scores twice."""
-    from models import database_from_url  # noqa: PLC0415 (imports the service's layers: after the arg checks)
-    from pipeline.scoring import registry  # noqa: PLC0415
-    from pipeline.scoring.artifact import DEFAULT_ARTIFACT_DIR  # noqa: PLC0415
-
-    directory = work_dir / "shadow-artifact"
-    shutil.copytree(DEFAULT_ARTIFACT_DIR, directory)
-    card = json.loads((directory / "model_card.json").read_text())
-    card["version"] = f"{card['version']}-shadow"
-    (directory / "model_card.json").write_text(json.dumps(card))
-    db = database_from_url(url)
-    try:
-        version = registry.register_candidate(db, directory, created_by="bench.speed")
-        registry.set_shadow(db, version, by="bench.speed")
-    finally:
-        db.close()
-    return version
-
-
 def _http(args, url: str, floor_url: str | None, api_key, settings: dict, work_dir: Path) -> dict:
     """The interleaved minimal/(floor/)service rounds at each connection count, and the row check."""
     connections = [int(c) for c in args.connections.split(",")]
-    shadow = _start_shadow(url, work_dir) if args.shadow else None
+    shadow = start_shadow(url, work_dir) if args.shadow else None
     if shadow:
         log(f"shadow scoring on: {shadow} scores every request beside the live model")
     servers = [Server("minimal", MINIMAL_APP, args.gunicorn), Server("service", SERVICE_APP, args.gunicorn)]
@@ -220,23 +202,13 @@ def run(args, parser) -> int:
                 floor_url = stack.enter_context(throwaway_postgres(args.postgres_url)) if args.floor else None
                 result["e2e"] = _http(args, url, floor_url, api_key, result["gunicorn"], Path(tmp))
     g = result["gunicorn"]
-    lines = _header(result, f"gunicorn.conf.py as {g['worker_class']} w{g['workers']} t{g['threads']} "
+    lines = run_header(result, f"gunicorn.conf.py as {g['worker_class']} w{g['workers']} t{g['threads']} "
                             f"preload={g['preload_app']}")
     if "e2e" in result:
         lines += http_table(result["e2e"]) + [f"row check {'OK' if result['e2e']['row_check']['ok'] else 'FAILED'}: "
                                               f"{result['e2e']['row_check']['text']}"]
     lines += micro_table(result.get("model_step"), result.get("insert_step"))
     return _finish(args, result, "speed", lines, ok="e2e" not in result or result["e2e"]["row_check"]["ok"])
-
-
-def _header(result: dict, gunicorn_text: str) -> list[str]:
-    m, load = result["machine"], result["load"]
-    return [f"{m['utc']} commit {m['git_commit'][:10]}{' (+ uncommitted changes)' if m['git_dirty_files'] else ''}, "
-            f"{m['nproc']} CPUs, load average before {m['load_average_before'][0]:.2f}",
-            f"{gunicorn_text}; client {load['client']}, {load['rounds']} rounds x {load['seconds']:g} s, "
-            f"{'Connection: close, ' if load['close'] else ''}API key {'sent' if load['api_key'] else 'none'}"
-            f"{'' if load.get('shadow') is None else ', shadow version ' + ('on' if load['shadow'] else 'off')}"
-            f"{', DIAGNOSTIC synchronous_commit=off for the servers' if load.get('synchronous_commit_off') else ''}"]
 
 
 def study(args, parser) -> int:
@@ -276,7 +248,7 @@ def study(args, parser) -> int:
         rows[label] = row
     result["study"] = {"settings": rows, "row_check": {"ok": ok, "text": text}, "recommendation": _recommend(rows)}
     preload = {s["preload_app"] for s in result["gunicorn"].values()}
-    lines = _header(result, f"gunicorn.conf.py with each row's setting, preload={'/'.join(map(str, preload))}")
+    lines = run_header(result, f"gunicorn.conf.py with each row's setting, preload={'/'.join(map(str, preload))}")
     lines += [f"{args.connections} connections; the service and the minimal app under the same setting per row"]
     lines += study_table(result["study"]) + [f"row check {'OK' if ok else 'FAILED'}: {text}",
                                              result["study"]["recommendation"]["text"]]

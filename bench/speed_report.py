@@ -73,6 +73,17 @@ def write_result(result: dict, kind: str, out_dir: Path = RESULTS_DIR) -> Path:
     return path
 
 
+def run_header(result: dict, gunicorn_text: str) -> list[str]:
+    """The summary's first lines: when, on what commit and machine, under which settings and load."""
+    m, load = result["machine"], result["load"]
+    return [f"{m['utc']} commit {m['git_commit'][:10]}{' (+ uncommitted changes)' if m['git_dirty_files'] else ''}, "
+            f"{m['nproc']} CPUs, load average before {m['load_average_before'][0]:.2f}",
+            f"{gunicorn_text}; client {load['client']}, {load['rounds']} rounds x {load['seconds']:g} s, "
+            f"{'Connection: close, ' if load['close'] else ''}API key {'sent' if load['api_key'] else 'none'}"
+            f"{'' if load.get('shadow') is None else ', shadow version ' + ('on' if load['shadow'] else 'off')}"
+            f"{', DIAGNOSTIC synchronous_commit=off for the servers' if load.get('synchronous_commit_off') else ''}"]
+
+
 MARK_LEGEND = ("meets / MISSES: whether the figure reaches the service's performance target (issue 6) on this "
                "machine as it is now; a MISSES on a busy machine (its load average is in the result file) is not a "
                "regression until a quiet run repeats it: compare runs with `python -m bench.speed compare`")
