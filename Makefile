@@ -57,8 +57,8 @@ test-fast: $(DEV_STAMP)  ## the quick loop: SQLite only, no slow tests (no gunic
 lint: $(DEV_STAMP)  ## ruff over the whole tree (settings in pyproject.toml)
 	$(VENV)/bin/python -m ruff check .
 
-bench: $(DEV_STAMP)  ## /should_search against a minimal Flask app, model and insert alone (Postgres at TEST_POSTGRES_URL; wrk)
-	$(VENV)/bin/python -m bench.speed run --postgres-url $(TEST_POSTGRES_URL)
+bench: $(DEV_STAMP)  ## /should_search against a minimal Flask app and the floor app, model and insert alone (~4 min; Postgres at TEST_POSTGRES_URL; wrk)
+	$(VENV)/bin/python -m bench.speed run --rounds 3 --seconds 5 --postgres-url $(TEST_POSTGRES_URL)
 
 docker-test:  ## build the image and run it against TEST_POSTGRES_URL (starts dockerd if none runs; see docker/test.sh)
 	bash docker/test.sh
