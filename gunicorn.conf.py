@@ -17,7 +17,8 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 # 2026-11-29 (bench/results/gunicorn-20261129T142227Z.json, -143142Z, -144835Z, speed-20261129T144557Z/-144715Z):
 # service 596 / 454 / 384 / 830 req/s against 436 / 463 / 351 / 669 (w3 / w2 medians; load average 1.4-5 from other
 # work): higher in three of the four, p99 lower in three; the minimal app moved either way (1236-2796 against
-# 1265-2387). So one worker per core, plus one for the fsync wait.
+# 1265-2387). So one worker per core, plus one for the fsync wait. A fourth adds nothing: 605 against 598 req/s at 8
+# connections (bench/results/gunicorn-20261129T165405Z.json, 5 rounds).
 workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
 # The sync worker's model (one request per process at a time), with the request read first by a non-blocking loop:
 # a client trickling its headers or body costs a socket, not a worker, and is answered 408 after 5 s
