@@ -119,9 +119,12 @@ def _canary_hits(text: str, api_keys: dict) -> dict[str, int]:
     """Occurrences of each kind of secret in ``text``; request lines are excluded from the age search (latency)."""
     hits = {"canary": text.lower().count(MARK), "invalid age": text.count(str(INVALID_AGE)),
             "key secret": sum(text.count(key.split(".", 1)[1]) for key in api_keys.values())}
-    other_lines = "\n".join(line for line in text.splitlines() if not line.startswith("{"))
-    # Not inside a decimal: other lines carry timings ("built in 0.106 s") that would match by chance.
-    hits["valid age"] = len(re.findall(rf"(?<![\d.]){VALID_AGE}(?![\d.])", other_lines))
+    # Request lines: bare in gunicorn's output, after the record's name and level in the in-process capture.
+    other_lines = "\n".join(line for line in text.splitlines()
+                             if not line.startswith(("{", "service.requests INFO {")))
+    # Not inside a decimal or a word: other lines carry timings ("built in 0.106 s") and hex ids ("...c106d...")
+    # that would match by chance.
+    hits["valid age"] = len(re.findall(rf"(?<![\w.]){VALID_AGE}(?![\w.])", other_lines))
     return {kind: count for kind, count in hits.items() if count}
 
 
