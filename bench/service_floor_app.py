@@ -5,7 +5,8 @@ ON CONFLICT ... RETURNING statement, an observation and reasons of the service's
 psycopg2 connection per worker, and answers a small JSON object: no validation, model, reasons, key check, request
 log or metrics. It shows how fast /should_search could be on this machine if everything but its durable write cost
 nothing: a service target above this app's figure cannot be met by cutting the service's own work.
-Run by ``python -m bench.speed run --floor`` against the run's throwaway database (DATABASE_URL).
+``python -m bench.speed run`` serves it beside the others (``--no-floor`` leaves it out), on a throwaway
+database of its own (DATABASE_URL).
 """
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ class _Stand:
     version, threshold = "floor-constant", 0.5
 
 
-def _template() -> tuple[str, list]:
-    """The service's insert statement and a row of the service's shape, its values converted once."""
+def _template() -> tuple[str, list, int]:
+    """The service's insert statement, a row of the service's shape (values converted once), its id's index."""
     raw = json.loads(_OBSERVATION.read_text())
     record = validate_observation(raw)
     row = predictions._prediction_row("template", raw, record, predictions.observation_digest(record), 0.25,

@@ -1,8 +1,9 @@
 """Speed of /should_search (issue 6): end to end against a minimal Flask app, the model step, the insert, gunicorn.
 
-  python -m bench.speed run                    # the full run (~9 min): HTTP at 1, 8, 64, 256 connections, model,
-                                               # insert; everything on (key, request log, metrics, shadow, reasons);
-                                               # the floor (minimal app + the one insert) in the same rounds
+  python -m bench.speed run                    # the full run: HTTP at 1, 8, 64, 256 connections, model, insert;
+                                               # everything on (key, request log, metrics, shadow, reasons); the
+                                               # floor (minimal app + the one insert) in the same rounds; ~4 min
+                                               # with --rounds 3 --seconds 5 (make bench), longer with the defaults
   python -m bench.speed gunicorn               # the worker class / count study at 8 connections (~6 min)
   python -m bench.speed compare OLD.json [NEW.json]   # deltas between two result files
 
