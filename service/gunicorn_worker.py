@@ -91,7 +91,7 @@ class _Connection:
         self.lingering = False
         self.whole = False
         self.sent_continue = False
-        self.watched = False  # registered in the selector (tracked: unregistering an unknown socket costs ~16 µs)
+        self.watched = False  # registered in the selector (see _unwatch)
 
 
 class _ExclusiveAcceptSelector(getattr(selectors, "EpollSelector", selectors.DefaultSelector)):
